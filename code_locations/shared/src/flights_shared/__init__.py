@@ -1,0 +1,1 @@
+"""Shared by both code locations: warehouse resource, IO manager, asset-key contract."""

@@ -1,0 +1,31 @@
+# Webserver and daemon: the Dagster instance only. No pipeline code lives here; it is served
+# by the code-location images over gRPC.
+ARG PYTHON_IMAGE=python:3.13-slim-trixie
+
+FROM ${PYTHON_IMAGE} AS build
+ARG UV_VERSION=0.13.9
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_SYSTEM_CERTS=1 UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/opt/venv
+RUN python3 -m pip install --no-cache-dir --break-system-packages "uv==${UV_VERSION}" \
+    || python3 -m pip install --no-cache-dir "uv==${UV_VERSION}"
+WORKDIR /src
+COPY pyproject.toml uv.lock ./
+COPY code_locations/shared/pyproject.toml code_locations/shared/
+COPY code_locations/ingestion/pyproject.toml code_locations/ingestion/
+COPY code_locations/reporting/pyproject.toml code_locations/reporting/
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-install-workspace --python python3
+
+FROM ${PYTHON_IMAGE}
+RUN groupadd --system --gid 10001 dagster \
+    && useradd --system --uid 10001 --gid dagster --create-home --home-dir /home/dagster dagster \
+    && mkdir -p /opt/dagster/home /opt/dagster/compute_logs \
+    && chown -R dagster:dagster /opt/dagster
+COPY --from=build /opt/venv /opt/venv
+COPY --chmod=755 deploy/docker/render_dagster_yaml.py /usr/local/bin/render-dagster-yaml
+ENV PATH=/opt/venv/bin:${PATH} \
+    DAGSTER_HOME=/opt/dagster/home \
+    PYTHONUNBUFFERED=1
+USER dagster
+WORKDIR /opt/dagster/home
+ENTRYPOINT ["render-dagster-yaml"]

@@ -1,0 +1,143 @@
+"""The slice of Dagster's GraphQL API the end-to-end tests drive, on 127.0.0.1 only."""
+
+import time
+
+import requests
+
+TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+
+LOCATIONS = """
+{ workspaceOrError { __typename
+    ... on Workspace { locationEntries { name loadStatus
+        locationOrLoadError { __typename ... on PythonError { message } } } }
+    ... on PythonError { message } } }
+"""
+
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId status } }
+    ... on PythonError { message stack }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on InvalidSubsetError { message }
+    ... on UnauthorizedError { message }
+  } }
+"""
+
+RUN = """
+query Run($runId: ID!) { runOrError(runId: $runId) { __typename
+    ... on Run { runId status tags { key value } }
+    ... on PythonError { message } } }
+"""
+
+RUN_EVENTS = """
+query Events($runId: ID!) { logsForRun(runId: $runId, limit: 1000) { __typename
+    ... on EventConnection { events { __typename
+        ... on MessageEvent { message }
+        ... on LogsCapturedEvent { fileKey stepKeys }
+        ... on ExecutionStepStartEvent { stepKey timestamp } } }
+    ... on PythonError { message } } }
+"""
+
+CAPTURED_LOGS = """
+query Logs($logKey: [String!]!) { capturedLogs(logKey: $logKey) { stdout stderr } }
+"""
+
+ASSET_NODE = """
+query Asset($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { __typename
+    ... on AssetNode { repository { location { name } }
+        dependencyKeys { path } dependedByKeys { path } } } }
+"""
+
+
+class DagsterGraphQL:
+    def __init__(self, base_url: str, timeout: float = 30):
+        self.url = f"{base_url.rstrip('/')}/graphql"
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def query(self, query: str, **variables) -> dict:
+        response = self.session.post(
+            self.url, json={"query": query, "variables": variables}, timeout=self.timeout
+        )
+        if response.status_code != 200:
+            raise AssertionError(f"GraphQL HTTP {response.status_code}: {response.text[:2000]}")
+        body = response.json()
+        if body.get("errors"):
+            raise AssertionError(f"GraphQL errors: {body['errors']}")
+        return body["data"]
+
+    def locations(self) -> dict[str, dict]:
+        data = self.query(LOCATIONS)["workspaceOrError"]
+        assert data["__typename"] == "Workspace", data
+        return {entry["name"]: entry for entry in data["locationEntries"]}
+
+    def wait_locations_loaded(self, names, timeout: float = 180) -> dict[str, dict]:
+        deadline = time.monotonic() + timeout
+        entries: dict = {}
+        while time.monotonic() < deadline:
+            try:
+                entries = self.locations()
+            except requests.RequestException:
+                entries = {}
+            if all(
+                entries.get(n, {}).get("loadStatus") == "LOADED"
+                and entries[n]["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+                for n in names
+            ):
+                return entries
+            time.sleep(1)
+        raise AssertionError(f"locations {names} not loaded within {timeout}s: {entries}")
+
+    def launch_asset_run(self, location: str, asset_path: list[str], partition: str | None = None) -> str:
+        tags = [{"key": "dagster/partition", "value": partition}] if partition else []
+        params = {
+            "selector": {
+                "repositoryLocationName": location,
+                "repositoryName": "__repository__",
+                "jobName": "__ASSET_JOB",
+                "assetSelection": [{"path": asset_path}],
+            },
+            "executionMetadata": {"tags": tags},
+        }
+        result = self.query(LAUNCH, params=params)["launchRun"]
+        assert result["__typename"] == "LaunchRunSuccess", result
+        return result["run"]["runId"]
+
+    def run(self, run_id: str) -> dict:
+        result = self.query(RUN, runId=run_id)["runOrError"]
+        assert result["__typename"] == "Run", result
+        return result
+
+    def wait_run(self, run_id: str, timeout: float = 300) -> tuple[str, list[str]]:
+        """Final status and every distinct status seen on the way."""
+        seen: list[str] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.run(run_id)["status"]
+            if not seen or seen[-1] != status:
+                seen.append(status)
+            if status in TERMINAL:
+                return status, seen
+            time.sleep(0.5)
+        raise AssertionError(f"run {run_id} not finished within {timeout}s; statuses {seen}")
+
+    def events(self, run_id: str) -> list[dict]:
+        result = self.query(RUN_EVENTS, runId=run_id)["logsForRun"]
+        assert result["__typename"] == "EventConnection", result
+        return result["events"]
+
+    def step_stdout(self, run_id: str) -> str:
+        """Concatenated captured stdout of every step of the run, as the UI would show it."""
+        file_keys = [e["fileKey"] for e in self.events(run_id) if e["__typename"] == "LogsCapturedEvent"]
+        assert file_keys, f"run {run_id} has no captured-logs event"
+        return "".join(
+            self.query(CAPTURED_LOGS, logKey=[run_id, "compute_logs", key])["capturedLogs"]["stdout"] or ""
+            for key in file_keys
+        )
+
+    def asset_node(self, path: list[str]) -> dict:
+        result = self.query(ASSET_NODE, key={"path": path})["assetNodeOrError"]
+        assert result["__typename"] == "AssetNode", result
+        return result
