@@ -5,6 +5,7 @@ window are deleted and the new frame is streamed in with COPY, so re-running a p
 retry after a crash) cannot duplicate rows and a failed load leaves the previous data intact."""
 
 import io
+import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -68,10 +69,11 @@ def _ensure_table(cursor, schema: str, table: str, frame: pd.DataFrame) -> None:
         )
 
 
-def _csv_buffer(frame: pd.DataFrame) -> io.StringIO:
+def _csv_buffer(frame: pd.DataFrame, null_marker: str) -> io.StringIO:
     buffer = io.StringIO()
-    # \N marks NULL so that empty strings survive as empty strings.
-    frame.to_csv(buffer, index=False, header=False, na_rep="\\N")
+    # An explicit NULL marker keeps empty strings empty strings; it is random per load so that
+    # no real value (not even the conventional \N) can collide with it and turn into NULL.
+    frame.to_csv(buffer, index=False, header=False, na_rep=null_marker)
     buffer.seek(0)
     return buffer
 
@@ -117,11 +119,13 @@ class PostgresPandasIOManager(ConfigurableIOManager):
                 )
             deleted = cursor.rowcount
             columns = sql.SQL(", ").join(sql.Identifier(str(c)) for c in obj.columns)
+            # Short on purpose: pandas cuts na_rep in float columns to 32 characters.
+            null_marker = f"\\N{secrets.token_hex(8)}"
             cursor.copy_expert(
-                sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, NULL '\\N')")
-                .format(target, columns)
+                sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, NULL {})")
+                .format(target, columns, sql.Literal(null_marker))
                 .as_string(cursor),
-                _csv_buffer(obj),
+                _csv_buffer(obj, null_marker),
             )
         context.add_output_metadata(
             {"table": f"{schema}.{table}", "row_count": len(obj), "rows_replaced": deleted}

@@ -1,0 +1,63 @@
+# Two commands on a fresh machine:  `make prepare && docker compose up`  and  `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+BASE_IMAGES := python:3.13-slim-trixie postgres:17-trixie nginx:1.29-trixie
+PREPARE_DOCKER := ../shared/tools/prepare-docker
+PROJECT ?= $(or $(COMPOSE_PROJECT_NAME),flights)
+LOCATION ?=
+
+.PHONY: help
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+.PHONY: prepare
+prepare: .env ## one-time: Docker engine + base images where needed (no-op elsewhere), and .env
+	@if docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 \
+	    && for i in $(BASE_IMAGES); do docker image inspect $$i >/dev/null 2>&1 || exit 1; done; then \
+	  echo "prepare: docker, compose and base images present"; \
+	elif [ -x $(PREPARE_DOCKER) ]; then $(PREPARE_DOCKER) $(BASE_IMAGES); \
+	else echo "prepare: docker compose is not usable and $(PREPARE_DOCKER) is absent: install Docker with Compose v2" >&2; exit 1; fi
+
+# Generated once, never overwritten: random passwords and the Docker socket's group.
+.env:
+	@umask 077; { \
+	  echo "# written by make prepare on $$(date -u +%F); see .env.example for every setting"; \
+	  for v in POSTGRES_PASSWORD DAGSTER_PG_PASSWORD WAREHOUSE_PASSWORD; do \
+	    echo "$$v=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"; done; \
+	  echo "DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)"; \
+	} > .env; echo "prepare: wrote .env with generated passwords"
+
+.PHONY: up
+up: .env ## build and start the stack in the background, wait until healthy
+	docker compose up -d --build --wait
+
+.PHONY: down
+down: ## stop the stack (volumes, i.e. history and warehouse, are kept)
+	docker compose down
+
+.PHONY: test
+test: ## every test: unit, integration (throwaway Postgres) and the compose end-to-end suite
+	@command -v uv >/dev/null || python3 -m pip install -q uv
+	uv sync --frozen
+	uv run --frozen pytest
+
+.PHONY: redeploy
+redeploy: ## rebuild and restart one code location, then reload it: make redeploy LOCATION=ingestion
+	@[[ "$(LOCATION)" =~ ^(ingestion|reporting)$$ ]] || { echo "LOCATION must be ingestion or reporting" >&2; exit 1; }
+	docker compose up -d --build --no-deps --wait $(LOCATION)
+	@curl -fsS -o /dev/null -H 'Content-Type: application/json' \
+	  -d '{"query":"mutation { reloadRepositoryLocation(repositoryLocationName: \"$(LOCATION)\") { __typename } }"}' \
+	  http://127.0.0.1:$${WEBSERVER_PORT:-3000}/graphql && echo "reloaded $(LOCATION)"
+
+.PHONY: prune-runs
+prune-runs: ## remove exited run containers of this project (kept until then for post-mortems)
+	@ids=$$(docker ps -aq --filter label=io.flights-platform.project=$(PROJECT) --filter label=io.flights-platform.role=run --filter status=exited); \
+	if [ -n "$$ids" ]; then docker rm $$ids >/dev/null && echo "removed $$(wc -w <<<"$$ids") run container(s)"; else echo "no exited run containers"; fi
+
+.PHONY: psql
+psql: ## psql shell on the warehouse
+	docker compose exec postgres psql -U postgres -d $${WAREHOUSE_DB:-warehouse}
+
+.PHONY: sizes
+sizes: ## image sizes
+	@docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep -E '^flights-platform/' | sort

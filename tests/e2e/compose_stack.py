@@ -1,0 +1,81 @@
+"""A throwaway copy of the whole compose stack: own project name, own passwords, free port."""
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+RUN_LABEL = "io.flights-platform.project"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ComposeStack:
+    def __init__(self, project: str, workdir: Path):
+        self.project = project
+        self.port = free_port()
+        self.env_file = workdir / f"{project}.env"
+        self.env_file.write_text(
+            "\n".join(
+                [
+                    f"POSTGRES_PASSWORD={secrets.token_urlsafe(18)}",
+                    f"DAGSTER_PG_PASSWORD={secrets.token_urlsafe(18)}",
+                    f"WAREHOUSE_PASSWORD={secrets.token_urlsafe(18)}",
+                    "WEBSERVER_BIND=127.0.0.1",
+                    f"WEBSERVER_PORT={self.port}",
+                    f"DOCKER_GID={os.stat('/var/run/docker.sock').st_gid}",
+                ]
+            )
+            + "\n"
+        )
+        # The shell's own settings must not leak into the test stack.
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "WAREHOUSE_", "POSTGRES_", "WEBSERVER_", "COMPOSE_"))}
+        self.env["COMPOSE_PROJECT_NAME"] = project
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def compose(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+        cmd = ["docker", "compose", "--project-directory", str(REPO), "-p", self.project,
+               "--env-file", str(self.env_file), *args]
+        result = subprocess.run(cmd, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def up(self) -> None:
+        self.compose("up", "-d", "--build", "--wait", "--wait-timeout", "300")
+
+    def services(self) -> dict[str, dict]:
+        out = self.compose("ps", "-a", "--format", "json").stdout
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        return {row["Service"]: row for row in rows}
+
+    def psql(self, database: str, query: str) -> str:
+        """Run one query as superuser inside the postgres service; unaligned, tuples only."""
+        return self.compose("exec", "-T", "postgres", "psql", "-U", "postgres", "-d", database,
+                            "-At", "-v", "ON_ERROR_STOP=1", "-c", query).stdout.strip()
+
+    def run_containers(self, *filters: str) -> list[str]:
+        cmd = ["docker", "ps", "-aq", "--filter", f"label={RUN_LABEL}={self.project}"]
+        for f in filters:
+            cmd += ["--filter", f]
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
+
+    def logs(self, tail: int = 200) -> str:
+        return self.compose("logs", "--no-color", "--tail", str(tail), check=False).stdout
+
+    def down(self) -> None:
+        ids = self.run_containers()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+        self.compose("down", "-v", "--remove-orphans", "--timeout", "10", check=False)
+        self.env_file.unlink(missing_ok=True)

@@ -1,0 +1,30 @@
+"""One compose stack for the whole e2e session; its logs are printed when a test failed."""
+
+import secrets
+
+import pytest
+
+from tests.e2e.compose_stack import ComposeStack
+from tests.e2e.dagster_graphql import DagsterGraphQL
+
+
+@pytest.fixture(scope="session")
+def stack(request, tmp_path_factory):
+    stack = ComposeStack(f"flights-e2e-{secrets.token_hex(3)}", tmp_path_factory.mktemp("compose"))
+    try:
+        stack.up()
+    except Exception:
+        print(stack.logs())
+        stack.down()
+        raise
+    yield stack
+    if request.session.testsfailed:
+        print(f"\n===== compose logs of {stack.project} =====\n{stack.logs()}")
+    stack.down()
+
+
+@pytest.fixture(scope="session")
+def dagster(stack) -> DagsterGraphQL:
+    client = DagsterGraphQL(stack.base_url)
+    client.wait_locations_loaded(["ingestion", "reporting"])
+    return client
