@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg2
 import pytest
@@ -14,7 +13,6 @@ from psycopg2 import sql
 
 from flights_shared.warehouse import WarehouseResource
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_IMAGE = "postgres:17-trixie"
 CONTAINER_LABEL = "flights-platform.tests=postgres"
 STARTUP_TIMEOUT_SECONDS = 60
@@ -195,9 +193,4 @@ def sql_rows():
     """`sql_rows(warehouse, "SELECT ...", params)` -> list of row tuples (helper as a fixture,
     since test modules cannot import each other under --import-mode=importlib)."""
     return query
-
-
-@pytest.fixture
-def repo_root() -> Path:
-    return REPO_ROOT
 

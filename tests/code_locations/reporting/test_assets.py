@@ -89,3 +89,9 @@ def test_day_without_ingested_flights_names_missing_partition(ingested_day, sql_
     assert sql_rows(
         ingested_day, "SELECT to_regclass('reporting.daily_carrier_delays') IS NULL"
     ) == [(True,)]
+
+
+def test_never_ingested_table_names_missing_upstream(clean_warehouse, warehouse_env):
+    """Before ingestion ever ran, the error names the asset to materialize, not a raw SQL error."""
+    with pytest.raises(ValueError, match=r"ingestion\.flights does not exist yet.*ingestion/flights"):
+        materialize([daily_carrier_delays], partition_key=DAY, resources=reporting_resources())

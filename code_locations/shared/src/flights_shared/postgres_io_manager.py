@@ -10,7 +10,13 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
-from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
+from dagster import (
+    ConfigurableIOManager,
+    InputContext,
+    OutputContext,
+    ResourceDependency,
+    TimeWindowPartitionsDefinition,
+)
 from psycopg2 import sql
 
 from flights_shared.asset_keys import table_for
@@ -138,12 +144,16 @@ class PostgresPandasIOManager(ConfigurableIOManager):
         params: Sequence[datetime] = ()
         if context.has_asset_partitions:
             column = _partition_column(context.upstream_output) if context.upstream_output else None
-            if column:
-                window = context.asset_partitions_time_window
-                query = sql.SQL("{} WHERE {} >= %s AND {} < %s").format(
-                    query, sql.Identifier(column), sql.Identifier(column)
+            if not column:
+                raise SchemaMismatchError(
+                    f"cannot load partitions of {context.asset_key.to_user_string()}: its "
+                    f"definition has no {PARTITION_EXPR_METADATA!r} metadata, so the whole "
+                    "table would be returned"
                 )
-                params = (window.start.replace(tzinfo=None), window.end.replace(tzinfo=None))
+            query = sql.SQL("{} WHERE {} >= %s AND {} < %s").format(
+                query, sql.Identifier(column), sql.Identifier(column)
+            )
+            params = _naive_window(context)
         with self.warehouse.connection() as conn, conn.cursor() as cursor:
             cursor.execute(query, params)
             names = [d.name for d in cursor.description]
@@ -159,5 +169,16 @@ def _partition_column(context: OutputContext) -> str | None:
 def _time_window(context: OutputContext) -> tuple[datetime, datetime] | None:
     if not context.has_asset_partitions:
         return None
+    return _naive_window(context)
+
+
+def _naive_window(context: OutputContext | InputContext) -> tuple[datetime, datetime]:
+    """The partition's [start, end) as naive datetimes, the way the partition column stores them."""
+    if not isinstance(context.asset_partitions_def, TimeWindowPartitionsDefinition):
+        raise SchemaMismatchError(
+            f"{context.asset_key.to_user_string()} is partitioned by "
+            f"{type(context.asset_partitions_def).__name__}; the warehouse IO manager replaces "
+            "time-window partitions only"
+        )
     window = context.asset_partitions_time_window
     return window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)

@@ -50,6 +50,12 @@ def daily_carrier_delays(
     )
     day = pd.Timestamp(context.partition_key).date()
     with warehouse.connection() as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(format('%%I.%%I', %s, %s))", (schema, table))
+        if cursor.fetchone()[0] is None:
+            raise ValueError(
+                f"warehouse table {schema}.{table} does not exist yet: materialize "
+                f"{FLIGHTS.to_user_string()} (partition {context.partition_key}) first"
+            )
         cursor.execute(query, {"day": day, "on_time": ON_TIME_MINUTES})
         names = [d.name for d in cursor.description]
         frame = pd.DataFrame(cursor.fetchall(), columns=names)

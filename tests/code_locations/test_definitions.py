@@ -1,0 +1,211 @@
+"""Both code locations load and validate, their asset specs match the committed snapshots, and
+reporting joins ingestion only through the asset-key contract."""
+
+import difflib
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import Definitions, EnvVar
+from dagster._config.field_utils import IntEnvVar
+from dagster._core.definitions.partitions.definition import TimeWindowPartitionsDefinition
+
+from flights_shared.asset_keys import AIRLINES, FLIGHTS, INGESTION_PREFIX, REPORTING_PREFIX
+from flights_shared.postgres_io_manager import PARTITION_EXPR_METADATA, PostgresPandasIOManager
+from flights_shared.warehouse import WarehouseResource
+
+LOCATIONS = ["ingestion", "reporting"]
+SNAPSHOT_DIR = Path(__file__).parent / "snapshots"
+DAGSTER_CLI = Path(sys.executable).with_name("dagster")
+PLACEHOLDER_ENV = {
+    "WAREHOUSE_HOST": "warehouse.invalid",
+    "WAREHOUSE_PORT": "6543",
+    "WAREHOUSE_DB": "placeholder_db",
+    "WAREHOUSE_USER": "placeholder_user",
+    "WAREHOUSE_PASSWORD": "placeholder-password",
+}
+
+
+@pytest.fixture
+def placeholder_env(monkeypatch) -> dict[str, str]:
+    for name, value in PLACEHOLDER_ENV.items():
+        monkeypatch.setenv(name, value)
+    return PLACEHOLDER_ENV
+
+
+def location_defs(location: str) -> Definitions:
+    return importlib.import_module(f"{location}.definitions").defs
+
+
+def defined_asset_keys(defs: Definitions) -> set:
+    """Keys the location materializes itself (excludes Dagster's auto-created upstream stubs)."""
+    return set(defs.resolve_asset_graph().materializable_asset_keys)
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("location", LOCATIONS)
+def test_defs_load_and_validate(location, placeholder_env):
+    """What the code server does on start: build the repository and validate it."""
+    defs = location_defs(location)
+    Definitions.validate_loadable(defs)
+    repo = defs.get_repository_def()
+    assert {k.path[0] for k in defined_asset_keys(defs)} == {location}
+    assert repo.get_implicit_global_asset_job_def() is not None
+
+
+@pytest.mark.parametrize("location", LOCATIONS)
+def test_warehouse_is_configured_from_env_at_run_time(location, placeholder_env):
+    """No connection value may be baked in at import time: each comes from a WAREHOUSE_* variable."""
+    defs = location_defs(location)
+    io_manager = defs.resources["io_manager"]
+    assert isinstance(io_manager, PostgresPandasIOManager)
+    warehouse = io_manager.warehouse
+    if location == "reporting":
+        assert defs.resources["warehouse"] is warehouse
+    for field in ("host", "port", "dbname", "user", "password"):
+        assert isinstance(getattr(warehouse, field), (EnvVar, IntEnvVar)), field
+    resolved = warehouse.process_config_and_initialize()
+    assert isinstance(resolved, WarehouseResource)
+    assert (resolved.host, resolved.port, resolved.dbname, resolved.user, resolved.password) == (
+        "warehouse.invalid", 6543, "placeholder_db", "placeholder_user", "placeholder-password"
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("location", LOCATIONS)
+def test_dagster_cli_validates_location(location, tmp_path):
+    """`dagster definitions validate` is the loader the deployment uses; it must exit 0."""
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("WAREHOUSE_", "DAGSTER_"))},
+        **PLACEHOLDER_ENV,
+        "DAGSTER_HOME": str(dagster_home),
+    }
+    result = subprocess.run(
+        [str(DAGSTER_CLI), "definitions", "validate", "-m", f"{location}.definitions"],
+        cwd=tmp_path,  # keep the repo's .env (real passwords) out of the subprocess
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert f"Validation successful for code location {location}.definitions" in output
+
+
+# --- cross-location contract ------------------------------------------------------------------
+
+
+def test_ingestion_publishes_the_contract_keys():
+    """Reporting depends on these keys; ingestion must materialize them, partitioned by day."""
+    defs = location_defs("ingestion")
+    assert {FLIGHTS, AIRLINES} <= defined_asset_keys(defs)
+    assert all(k.path[0] == INGESTION_PREFIX for k in defined_asset_keys(defs))
+    flights_spec = next(s for s in defs.resolve_all_asset_specs() if s.key == FLIGHTS)
+    assert flights_spec.metadata[PARTITION_EXPR_METADATA] == "flight_date"
+
+
+def test_reporting_depends_on_but_does_not_define_ingestion_assets():
+    """A stub or copy of ingestion/flights in reporting would be a second definition of the same
+    table in the workspace; reporting must only name it as a dependency."""
+    reporting = location_defs("reporting")
+    ingestion = location_defs("ingestion")
+    defined = defined_asset_keys(reporting)
+    assert defined
+    assert all(k.path[0] == REPORTING_PREFIX for k in defined), sorted(map(str, defined))
+    assert FLIGHTS not in defined
+    # Nothing passed to Definitions(assets=...) carries an ingestion key, external or not.
+    passed_keys = {key for a in reporting.assets or [] for key in getattr(a, "keys", [getattr(a, "key", None)])}
+    assert not {k for k in passed_keys if k is not None and k.path[0] == INGESTION_PREFIX}
+    assert not defined & defined_asset_keys(ingestion)
+
+    graph = reporting.resolve_asset_graph()
+    report = graph.get(next(iter(defined)))
+    assert FLIGHTS in report.parent_keys
+    ingestion_flights = next(s for s in ingestion.resolve_all_asset_specs() if s.key == FLIGHTS)
+    for key in defined:
+        # Same partitions as upstream, so a reporting day maps 1:1 onto an ingestion day.
+        assert graph.get(key).partitions_def == ingestion_flights.partitions_def
+
+
+# --- snapshot of asset specs ------------------------------------------------------------------
+
+
+def _partitions_summary(partitions_def) -> dict | None:
+    if partitions_def is None:
+        return None
+    summary: dict = {"type": type(partitions_def).__name__, "description": str(partitions_def)}
+    if isinstance(partitions_def, TimeWindowPartitionsDefinition):
+        summary.update(
+            start=partitions_def.start.isoformat(),
+            end=partitions_def.end.isoformat() if partitions_def.end else None,
+            timezone=partitions_def.timezone,
+            cron_schedule=partitions_def.cron_schedule,
+            fmt=partitions_def.fmt,
+        )
+    return summary
+
+
+def _automation_label(condition) -> str | None:
+    if condition is None:
+        return None
+    return condition.get_label() or getattr(condition, "name", None) or type(condition).__name__
+
+
+def asset_summary(defs: Definitions) -> list[dict]:
+    defined = defined_asset_keys(defs)
+    specs = sorted(
+        (s for s in defs.resolve_all_asset_specs() if s.key in defined),
+        key=lambda s: s.key.to_user_string(),
+    )
+    return [
+        {
+            "key": spec.key.to_user_string(),
+            "deps": sorted(dep.asset_key.to_user_string() for dep in spec.deps),
+            "group": spec.group_name,
+            "partitions": _partitions_summary(spec.partitions_def),
+            "metadata_keys": sorted(spec.metadata),
+            "partition_expr": spec.metadata.get(PARTITION_EXPR_METADATA),
+            "kinds": sorted(spec.kinds),
+            "automation_condition": _automation_label(spec.automation_condition),
+        }
+        for spec in specs
+    ]
+
+
+@pytest.mark.parametrize("location", LOCATIONS)
+def test_asset_specs_match_snapshot(location):
+    """Keys, deps, partitions and groups are the contract other locations and the UI rely on;
+    changing them must be a deliberate snapshot update (UPDATE_SNAPSHOTS=1)."""
+    actual = json.dumps(asset_summary(location_defs(location)), indent=2, sort_keys=True) + "\n"
+    path = SNAPSHOT_DIR / f"{location}_assets.json"
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual)
+        return
+    if not path.is_file():
+        pytest.fail(f"no snapshot at {path}; create it with UPDATE_SNAPSHOTS=1", pytrace=False)
+    expected = path.read_text()
+    if actual != expected:
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(keepends=True),
+                actual.splitlines(keepends=True),
+                fromfile=f"{path.name} (committed)",
+                tofile=f"{location} (current definitions)",
+            )
+        )
+        pytest.fail(
+            f"asset specs of {location} differ from {path}; if intended, rerun with "
+            f"UPDATE_SNAPSHOTS=1 and commit the file.\n{diff}",
+            pytrace=False,
+        )
