@@ -1,8 +1,15 @@
 """Resources of the ingestion location, each set from the environment at load time."""
 
+from dagster import EnvVar
+
 from flights_shared.postgres_io_manager import PostgresPandasIOManager
 from flights_shared.warehouse import warehouse_from_env
 
+from ingestion.defs.landing_zone import LandingZone
+
 
 def build_resources() -> dict:
-    return {"io_manager": PostgresPandasIOManager(warehouse=warehouse_from_env())}
+    return {
+        "io_manager": PostgresPandasIOManager(warehouse=warehouse_from_env()),
+        "landing_zone": LandingZone(root=EnvVar("LANDING_ZONE_DIR")),
+    }

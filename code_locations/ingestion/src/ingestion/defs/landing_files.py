@@ -1,0 +1,74 @@
+"""Parse and type one landed CSV, with errors that name the file, the column and the value."""
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from ingestion.defs.landing_zone import LandingZoneError
+
+
+class LandingFileError(LandingZoneError):
+    """A landed file that is unreadable, incomplete or of the wrong shape."""
+
+    def __init__(self, message: str, missing_columns: list[str] | None = None):
+        super().__init__(message)
+        self.missing_columns = missing_columns or []
+
+
+def read_landing_csv(path: Path, label: str, dtypes: dict[str, str], day: date) -> pd.DataFrame:
+    """Typed rows of one day's file. Every column of `dtypes` plus year/month/day is required,
+    and every row must belong to `day` (a file that carries other days is rejected whole)."""
+    if not path.is_file():
+        raise LandingFileError(f"{label} has not landed yet")
+    try:
+        raw = pd.read_csv(path, dtype=str, encoding="utf-8", keep_default_na=False, na_values=["", "NA"])
+    except UnicodeDecodeError as exc:
+        raise LandingFileError(f"{label} is not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise LandingFileError(f"{label} is empty") from exc
+    except pd.errors.ParserError as exc:
+        raise LandingFileError(f"{label} is not valid CSV: {str(exc).strip()}") from exc
+    required = ["year", "month", "day", *dtypes]
+    missing = [c for c in required if c not in raw.columns]
+    if missing:
+        raise LandingFileError(f"{label} lacks required column(s) {missing}", missing_columns=missing)
+    if raw.empty:
+        raise LandingFileError(f"{label} has a header but no rows")
+    typed = pd.DataFrame(index=raw.index)
+    for column in ("year", "month", "day", *dtypes):
+        kind = dtypes.get(column, "Int64")
+        if kind == "string":
+            typed[column] = raw[column].astype("string")
+            continue
+        if kind == "datetime":
+            values = pd.to_datetime(raw[column], utc=True, errors="coerce")
+        else:
+            values = pd.to_numeric(raw[column], errors="coerce")
+        bad = values.isna() & raw[column].notna()
+        if bad.any():
+            row = int(bad.idxmax())
+            raise LandingFileError(
+                f"{label}: column {column!r} has a value that is not a {kind}: "
+                f"{raw[column][row]!r} (data row {row + 1})"
+            )
+        if kind == "Int64":
+            if (values.dropna() % 1 != 0).any():
+                row = int(((values % 1) != 0).idxmax())
+                raise LandingFileError(
+                    f"{label}: column {column!r} must hold whole numbers, got {raw[column][row]!r} "
+                    f"(data row {row + 1})"
+                )
+            values = values.astype("Int64")
+        elif kind == "Float64":
+            values = values.astype("Float64")
+        typed[column] = values
+    elsewhere = (typed["year"] != day.year) | (typed["month"] != day.month) | (typed["day"] != day.day)
+    other_days = typed[elsewhere.fillna(True).astype(bool)]
+    if not other_days.empty:
+        first = other_days.iloc[0]
+        raise LandingFileError(
+            f"{label} holds {len(other_days)} row(s) of another day, e.g. "
+            f"{first['year']}-{first['month']}-{first['day']}"
+        )
+    return typed.drop(columns=["year", "month", "day"]).reset_index(drop=True)
