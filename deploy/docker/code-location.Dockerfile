@@ -29,7 +29,7 @@ FROM ${PYTHON_IMAGE}
 ARG LOCATION
 RUN groupadd --system --gid 10001 dagster \
     && useradd --system --uid 10001 --gid dagster --create-home --home-dir /home/dagster dagster \
-    && mkdir -p /opt/dagster/home /opt/dagster/compute_logs \
+    && mkdir -p /opt/dagster/home /opt/dagster/compute_logs /opt/dagster/landing /opt/dagster/reports \
     && chown -R dagster:dagster /opt/dagster
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:${PATH} \

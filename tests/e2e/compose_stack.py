@@ -9,6 +9,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_LABEL = "io.flights-platform.project"
+REPLAY_SECONDS_PER_DAY = 3
+REPLAY_END = "2013-01-05"
 
 
 def free_port() -> int:
@@ -31,6 +33,9 @@ class ComposeStack:
                     "WEBSERVER_BIND=127.0.0.1",
                     f"WEBSERVER_PORT={self.port}",
                     f"DOCKER_GID={os.stat('/var/run/docker.sock').st_gid}",
+                    # A fast replay of the first days of 2013 drives the live pipeline tests.
+                    f"REPLAY_SECONDS_PER_DAY={REPLAY_SECONDS_PER_DAY}",
+                    f"REPLAY_END={REPLAY_END}",
                 ]
             )
             + "\n"
@@ -69,6 +74,25 @@ class ComposeStack:
         for f in filters:
             cmd += ["--filter", f]
         return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
+
+    def write_landing_file(self, relative_path: str, content: str) -> None:
+        """Drop a file into the landing volume as the upstream would (the replay's user)."""
+        subprocess.run(
+            ["docker", "run", "--rm", "-i", "--network", "none", "--user", "10001:10001",
+             "-v", f"{self.project}_landing:/landing", "--entrypoint", "sh",
+             "flights-platform/ingestion:dev", "-c",
+             f'mkdir -p "$(dirname /landing/{relative_path})" && cat > "/landing/{relative_path}.tmp" '
+             f'&& mv "/landing/{relative_path}.tmp" "/landing/{relative_path}"'],
+            input=content, text=True, check=True, capture_output=True,
+        )
+
+    def read_landing_file(self, relative_path: str) -> str:
+        """The file's text, or "" while it has not landed."""
+        return subprocess.run(
+            ["docker", "run", "--rm", "--network", "none", "-v", f"{self.project}_landing:/landing:ro",
+             "--entrypoint", "cat", "flights-platform/ingestion:dev", f"/landing/{relative_path}"],
+            text=True, check=False, capture_output=True,
+        ).stdout
 
     def logs(self, tail: int = 200) -> str:
         return self.compose("logs", "--no-color", "--tail", str(tail), check=False).stdout

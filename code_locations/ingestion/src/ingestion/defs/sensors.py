@@ -34,8 +34,10 @@ def decode_cursor(cursor: str | None) -> set[str]:
         days = json.loads(cursor)
     except json.JSONDecodeError as exc:
         raise ValueError(f"landing sensor cursor is not JSON: {cursor[:80]!r}") from exc
-    if not isinstance(days, list):
-        raise ValueError("landing sensor cursor must be a JSON list of ISO dates")
+    if not isinstance(days, list) or not all(isinstance(day, str) for day in days):
+        raise ValueError(
+            f'landing sensor cursor must be a JSON list of "dataset/YYYY-MM-DD" strings, got {cursor[:80]!r}'
+        )
     return set(days)
 
 
