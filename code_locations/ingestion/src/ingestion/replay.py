@@ -44,8 +44,8 @@ def env_seconds(name: str, default: float) -> float:
         value = float(raw) if raw else default
     except ValueError:
         raise SystemExit(f"replay: {name}={raw!r} is not a number of seconds") from None
-    if value < 0:
-        raise SystemExit(f"replay: {name} must be >= 0, got {raw}")
+    if not 0 <= value < float("inf"):
+        raise SystemExit(f"replay: {name} must be a finite number >= 0, got {raw}")
     return value
 
 

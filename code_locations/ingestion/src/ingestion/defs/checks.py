@@ -79,13 +79,13 @@ def check_specs(asset_key: AssetKey) -> list[AssetCheckSpec]:
     ]
 
 
-def missing_columns_result(asset_key: AssetKey, missing: Sequence[str], label: str) -> AssetCheckResult:
+def missing_columns_result(asset_key: AssetKey, missing: Sequence[str], description: str) -> AssetCheckResult:
     return AssetCheckResult(
         asset_key=asset_key,
         check_name=REQUIRED_COLUMNS,
         passed=False,
         severity=AssetCheckSeverity.ERROR,
-        description=f"{label} lacks {list(missing)}",
+        description=description,
         metadata={"missing_columns": ", ".join(missing)},
     )
 
