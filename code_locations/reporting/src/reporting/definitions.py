@@ -1,8 +1,19 @@
-"""The reporting code location: summaries built on ingestion's tables, joined by asset key."""
+"""The reporting code location: summaries and reports built on ingestion's tables, joined only
+by asset key."""
 
 from dagster import Definitions
 
-from reporting.defs.assets import daily_carrier_delays
+from reporting.defs.assets import REPORTING_ASSETS
+from reporting.defs.checks import REPORTING_CHECKS
 from reporting.defs.resources import build_resources
+from reporting.defs.schedules import on_time_report_job, weekly_on_time_report
+from reporting.defs.sensors import alert_on_run_failure, reporting_automation
 
-defs = Definitions(assets=[daily_carrier_delays], resources=build_resources())
+defs = Definitions(
+    assets=REPORTING_ASSETS,
+    asset_checks=REPORTING_CHECKS,
+    jobs=[on_time_report_job],
+    schedules=[weekly_on_time_report],
+    sensors=[reporting_automation, alert_on_run_failure],
+    resources=build_resources(),
+)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey
 
+from flights_shared.partitions import DAYS_OF_2013
+
 REQUIRED_COLUMNS = "required_columns"
 NO_NULL_KEYS = "no_null_keys"
 NO_DUPLICATES = "no_duplicate_rows"
@@ -74,7 +76,14 @@ def check_specs(asset_key: AssetKey) -> list[AssetCheckSpec]:
         VALUES_IN_RANGE: "values are physically possible",
     }
     return [
-        AssetCheckSpec(name, asset=asset_key, blocking=True, description=descriptions[name])
+        # Partitioned like the asset: a failed day holds back only that day downstream.
+        AssetCheckSpec(
+            name,
+            asset=asset_key,
+            blocking=True,
+            description=descriptions[name],
+            partitions_def=DAYS_OF_2013,
+        )
         for name in CHECK_NAMES
     ]
 
