@@ -309,3 +309,36 @@ def test_reference_tables_load_every_row(ingestion_env, sql_rows):
     assert sql_rows(ingestion_env, "SELECT count(DISTINCT tailnum) FROM ingestion.planes") == [
         (3322,)
     ]
+
+
+def test_passed_checks_release_reporting_automation_for_that_day_only(ingestion_env, landing):
+    """Across the location boundary, reporting's daily condition requires ingestion's blocking
+    checks to have passed *for the latest materialization*: the asset must emit its passed check
+    results after its output (before it, they target the previous materialization and reporting
+    never runs). A day refused by its checks stays held back."""
+    import datetime as dt
+    import warnings
+
+    from dagster import DagsterInstance, Definitions, evaluate_automation_conditions
+
+    from reporting.defs.assets import daily_delay_summary
+    from reporting.defs.resources import build_resources as reporting_resources
+
+    good, bad = "2013-01-02", "2013-01-03"  # neither is the latest partition of 2013
+    landing.add(good, bad)
+    lines = landing.lines("flights", bad)
+    landing.write_lines("flights", bad, [*lines, lines[1]])  # one flight delivered twice
+    instance = DagsterInstance.ephemeral()
+    defs = Definitions(assets=[flights, daily_delay_summary], resources={**build_resources(), **reporting_resources()})
+    now = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+    def tick(cursor):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor, evaluation_time=now)
+
+    cursor = tick(None).cursor
+    for day in (good, bad):
+        materialize([flights], resources=build_resources(), partition_key=day, instance=instance, raise_on_error=False)
+    now += dt.timedelta(minutes=1)
+    assert tick(cursor).get_requested_partitions(daily_delay_summary.key) == {good}

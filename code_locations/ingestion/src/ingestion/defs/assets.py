@@ -97,7 +97,7 @@ def validated_output(
     load,
     rules: checks.Rules,
 ) -> Iterator:
-    """Check results first, then the output only if every blocking rule passed."""
+    """The output only if every blocking rule passed; a failing day writes nothing."""
     try:
         frame = load()
     except LandingFileError as exc:
@@ -105,9 +105,9 @@ def validated_output(
             yield checks.missing_columns_result(asset_key, exc.missing_columns, str(exc))
         raise Failure(description=str(exc)) from exc
     results = checks.evaluate(asset_key, frame, rules)
-    yield from results
     failed = [r for r in results if not r.passed]
     if failed:
+        yield from results
         raise Failure(
             description=(
                 f"{asset_key.to_user_string()} not written: "
@@ -117,6 +117,9 @@ def validated_output(
     days = sorted(frame.iloc[:, 0].unique())
     print(f"loaded {len(frame)} rows of {asset_key.to_user_string()} for {days[0]}..{days[-1]}")
     yield Output(frame, metadata={"rows": len(frame), "days": len(days)})
+    # After the output, so the passed checks target this materialization (automation downstream
+    # reads them as "blocking checks passed" for the new data).
+    yield from results
 
 
 @asset(
