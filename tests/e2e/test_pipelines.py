@@ -1,6 +1,8 @@
 """The live platform: the replay lands days, the daemon's sensor ingests them, reporting follows
 across the location boundary by automation alone, and a bad file is stopped by its checks."""
 
+import re
+
 import pytest
 
 from tests.e2e.compose_stack import REPLAY_END
@@ -66,3 +68,31 @@ def test_malformed_landing_file_fails_its_check_and_keeps_earlier_days(stack, da
     after = stack.psql("warehouse", f"SELECT flight_date, count(*) FROM ingestion.flights WHERE flight_date <> '{BAD_DAY}' GROUP BY 1 ORDER BY 1")
     assert after.startswith(before) or set(before.splitlines()) <= set(after.splitlines()), (before, after)
     assert BAD_DAY not in dagster.materialized_partitions(DAILY_SUMMARY, [BAD_DAY])
+
+
+def test_make_backfill_replaces_landed_days_in_few_runs(stack, dagster):
+    """`make backfill` re-runs landed days through the daemon's backfill loop: a range per run
+    (not a run per day), ingestion before reporting, and the rows are replaced, not duplicated."""
+    _all_materialized(dagster, FLIGHTS, DAYS) or pytest.fail("earlier days were not ingested")
+    out = stack.make("backfill", f"FROM={DAYS[0]}", f"TO={DAYS[-1]}").stdout
+    backfill_id = re.search(r"backfill (\w+) launched", out).group(1)
+    done = dagster.wait_for(
+        f"backfill {backfill_id}",
+        lambda: (b := dagster.backfill(backfill_id))["status"] not in ("REQUESTED", "CANCELING") and b,
+        timeout=400,
+    )
+    assert done["status"] == "COMPLETED_SUCCESS", done
+    runs = dagster.runs(tags=[{"key": "dagster/backfill", "value": backfill_id}])
+    assert all(r["status"] == "SUCCESS" for r in runs), runs
+    assert len(runs) <= 3, f"{len(runs)} runs for {len(DAYS)} days: {[r['tags'] for r in runs]}"
+    for day in DAYS:
+        expected = stack.read_landing_file(f"flights/{day}.csv").count("\n") - 1
+        count = stack.psql("warehouse", f"SELECT count(*) FROM ingestion.flights WHERE flight_date = '{day}'")
+        total = stack.psql("warehouse", f"SELECT sum(flights) FROM reporting.daily_delay_summary WHERE flight_date = '{day}'")
+        assert int(count) == int(total) == expected, day
+
+
+def test_make_backfill_refuses_days_outside_2013(stack):
+    result = stack.make("backfill", "FROM=2012-12-31", "TO=2013-01-02", check=False)
+    assert result.returncode != 0
+    assert "2012-12-31 is outside 2013" in result.stderr + result.stdout
