@@ -30,13 +30,22 @@ prepare: .env ## one-time: Docker engine + base images where needed (no-op elsew
 .PHONY: up
 up: .env ## build and start the stack in the background, wait until healthy
 	docker compose up -d --build --wait
+	@docker compose logs --no-log-prefix gateway 2>/dev/null | grep -h "generated password" || true
 
 .PHONY: down
 down: ## stop the stack (volumes, i.e. history and warehouse, are kept)
 	docker compose down
 
+.PHONY: browser
+browser: ## Debian's Chromium for the browser tests (tests/e2e/test_browser.py); apt-get as root or via sudo
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null; \
+	elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null; \
+	else echo "browser: /usr/bin/chromium is missing: install Debian's chromium package (apt-get install chromium)" >&2; exit 1; fi
+	@/usr/bin/chromium --version 2>/dev/null
+
 .PHONY: test
-test: ## every test: unit, integration (throwaway Postgres) and the compose end-to-end suite
+test: browser ## every test: unit, integration (throwaway Postgres) and the compose end-to-end suite
 	@command -v uv >/dev/null || python3 -m pip install -q uv
 	uv sync --frozen
 	uv run --frozen pytest
@@ -45,9 +54,31 @@ test: ## every test: unit, integration (throwaway Postgres) and the compose end-
 redeploy: ## rebuild and restart one code location, then reload it: make redeploy LOCATION=ingestion
 	@[[ "$(LOCATION)" =~ ^(ingestion|reporting)$$ ]] || { echo "LOCATION must be ingestion or reporting" >&2; exit 1; }
 	docker compose up -d --build --no-deps --wait $(LOCATION)
-	@curl -fsS -o /dev/null -H 'Content-Type: application/json' \
-	  -d '{"query":"mutation { reloadRepositoryLocation(repositoryLocationName: \"$(LOCATION)\") { __typename } }"}' \
-	  http://127.0.0.1:$${WEBSERVER_PORT:-3000}/graphql && echo "reloaded $(LOCATION)"
+	@# Inside the editors' webserver (not published; the gateway needs a login). The read-only
+	@# viewer webserver notices the restarted code server by itself.
+	@docker compose exec -T webserver python -c 'import json, sys, urllib.request; \
+	  q = {"query": "mutation { reloadRepositoryLocation(repositoryLocationName: \"$(LOCATION)\") { __typename } }"}; \
+	  r = urllib.request.Request("http://127.0.0.1:3000/graphql", json.dumps(q).encode(), {"Content-Type": "application/json"}); \
+	  t = json.load(urllib.request.urlopen(r, timeout=180))["data"]["reloadRepositoryLocation"]["__typename"]; \
+	  sys.exit(t != "WorkspaceLocationEntry" and f"reload of $(LOCATION) failed: {t}")' && echo "reloaded $(LOCATION)"
+
+.PHONY: user
+user: ## add a UI user or change password/role: make user NAME=ana ROLE=viewer [PASSWORD=…] (else prompts)
+	@[ -n "$(NAME)" ] && [ -n "$(ROLE)" ] || { echo "usage: make user NAME=ana ROLE=editor|viewer [PASSWORD=...]" >&2; exit 2; }
+	@PASSWORD='$(subst ','\'',$(PASSWORD))' deploy/gateway/users.sh set '$(NAME)' '$(ROLE)'
+
+.PHONY: users
+users: ## list the UI users and their roles
+	@deploy/gateway/users.sh list
+
+.PHONY: user-delete
+user-delete: ## remove a UI user: make user-delete NAME=ana
+	@[ -n "$(NAME)" ] || { echo "usage: make user-delete NAME=ana" >&2; exit 2; }
+	@deploy/gateway/users.sh delete '$(NAME)'
+
+.PHONY: backfill
+backfill: ## backfill the daily pipeline: make backfill [FROM=2013-01-01] [TO=2013-12-31] (files must have landed)
+	docker compose exec -T webserver python - $(or $(FROM),2013-01-01) $(or $(TO),2013-12-31) < deploy/ops/launch_backfill.py
 
 .PHONY: prune-runs
 prune-runs: ## remove exited run containers of this project (kept until then for post-mortems)

@@ -25,7 +25,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def time_to_loaded(stack: ComposeStack) -> float:
     start = time.monotonic()
     stack.compose("up", "-d")
-    DagsterGraphQL(stack.base_url, timeout=5).wait_locations_loaded(["ingestion", "reporting"], timeout=300)
+    DagsterGraphQL(stack.base_url, timeout=5, auth=stack.admin).wait_locations_loaded(["ingestion", "reporting"], timeout=300)
     return time.monotonic() - start
 
 

@@ -1,4 +1,5 @@
-"""A throwaway copy of the whole compose stack: own project name, own passwords, free port."""
+"""A throwaway copy of the whole compose stack: own project name, own passwords, free port.
+The UI is reached through the gateway (GATEWAY_PORT) as the admin editor from the env file."""
 
 import json
 import os
@@ -23,6 +24,7 @@ class ComposeStack:
     def __init__(self, project: str, workdir: Path):
         self.project = project
         self.port = free_port()
+        self.admin = ("admin", secrets.token_urlsafe(18))
         self.env_file = workdir / f"{project}.env"
         self.env_file.write_text(
             "\n".join(
@@ -30,8 +32,10 @@ class ComposeStack:
                     f"POSTGRES_PASSWORD={secrets.token_urlsafe(18)}",
                     f"DAGSTER_PG_PASSWORD={secrets.token_urlsafe(18)}",
                     f"WAREHOUSE_PASSWORD={secrets.token_urlsafe(18)}",
-                    "WEBSERVER_BIND=127.0.0.1",
-                    f"WEBSERVER_PORT={self.port}",
+                    "GATEWAY_BIND=127.0.0.1",
+                    f"GATEWAY_PORT={self.port}",
+                    f"GATEWAY_ADMIN_USER={self.admin[0]}",
+                    f"GATEWAY_ADMIN_PASSWORD={self.admin[1]}",
                     f"DOCKER_GID={os.stat('/var/run/docker.sock').st_gid}",
                     # A fast replay of the first days of 2013 drives the live pipeline tests.
                     f"REPLAY_SECONDS_PER_DAY={REPLAY_SECONDS_PER_DAY}",
@@ -41,7 +45,8 @@ class ComposeStack:
             + "\n"
         )
         # The shell's own settings must not leak into the test stack.
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "WAREHOUSE_", "POSTGRES_", "WEBSERVER_", "COMPOSE_"))}
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "WAREHOUSE_", "POSTGRES_", "WEBSERVER_", "GATEWAY_", "COMPOSE_"))}
+        self.env.pop("PASSWORD", None)
         self.env["COMPOSE_PROJECT_NAME"] = project
 
     @property
@@ -58,6 +63,19 @@ class ComposeStack:
 
     def up(self) -> None:
         self.compose("up", "-d", "--build", "--wait", "--wait-timeout", "300")
+
+    def make(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        """A Makefile target (e.g. the documented `make user`) against this stack."""
+        env = {**self.env, "COMPOSE_ENV_FILES": str(self.env_file)}
+        result = subprocess.run(["make", "-s", *args], cwd=REPO, env=env, input=input,
+                                capture_output=True, text=True, timeout=120)
+        if check and result.returncode != 0:
+            raise AssertionError(f"make {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def add_user(self, name: str, role: str, password: str) -> None:
+        """`make user NAME=… ROLE=… PASSWORD=…`, as the README documents it."""
+        self.make("user", f"NAME={name}", f"ROLE={role}", f"PASSWORD={password}")
 
     def services(self) -> dict[str, dict]:
         out = self.compose("ps", "-a", "--format", "json").stdout

@@ -25,6 +25,6 @@ def stack(request, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def dagster(stack) -> DagsterGraphQL:
-    client = DagsterGraphQL(stack.base_url)
+    client = DagsterGraphQL(stack.base_url, auth=stack.admin)  # the admin editor, via the gateway
     client.wait_locations_loaded(["ingestion", "reporting"])
     return client

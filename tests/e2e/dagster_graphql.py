@@ -1,4 +1,5 @@
-"""The slice of Dagster's GraphQL API the end-to-end tests drive, on 127.0.0.1 only."""
+"""The slice of Dagster's GraphQL API the end-to-end tests drive, on 127.0.0.1 only (through
+the gateway, with basic auth when given)."""
 
 import time
 
@@ -69,10 +70,11 @@ query Checks($key: AssetKeyInput!, $name: String!) { assetCheckExecutions(assetK
 
 
 class DagsterGraphQL:
-    def __init__(self, base_url: str, timeout: float = 30):
+    def __init__(self, base_url: str, timeout: float = 30, auth: tuple[str, str] | None = None):
         self.url = f"{base_url.rstrip('/')}/graphql"
         self.timeout = timeout
         self.session = requests.Session()
+        self.session.auth = auth
 
     def query(self, query: str, **variables) -> dict:
         response = self.session.post(
@@ -96,7 +98,7 @@ class DagsterGraphQL:
         while time.monotonic() < deadline:
             try:
                 entries = self.locations()
-            except requests.RequestException:
+            except (requests.RequestException, AssertionError):  # not up yet: refused, 502, 401 race
                 entries = {}
             if all(
                 entries.get(n, {}).get("loadStatus") == "LOADED"
@@ -188,3 +190,12 @@ class DagsterGraphQL:
                 return last
             time.sleep(interval)
         raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last}")
+
+    def backfill(self, backfill_id: str) -> dict:
+        result = self.query(
+            'query B($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename '
+            '... on PartitionBackfill { status numPartitions } ... on PythonError { message } } }',
+            id=backfill_id,
+        )["partitionBackfillOrError"]
+        assert result["__typename"] == "PartitionBackfill", result
+        return result
