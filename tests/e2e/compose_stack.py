@@ -120,4 +120,9 @@ class ComposeStack:
         if ids:
             subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
         self.compose("down", "-v", "--remove-orphans", "--timeout", "10", check=False)
+        # Volumes a run container created before compose did are not compose's to remove.
+        leftovers = subprocess.run(["docker", "volume", "ls", "-q", "--filter", f"name=^{self.project}_"],
+                                   capture_output=True, text=True).stdout.split()
+        if leftovers:
+            subprocess.run(["docker", "volume", "rm", "-f", *leftovers], capture_output=True)
         self.env_file.unlink(missing_ok=True)
