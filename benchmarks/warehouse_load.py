@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 import psycopg2
-from dagster import build_output_context
+from dagster import PartitionKeyRange, build_output_context
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "code_locations" / "ingestion" / "src"))
 from flights_shared.asset_keys import FLIGHT_DATE_COLUMN, FLIGHTS  # noqa: E402
@@ -70,13 +70,14 @@ def psql_copy(dsn: dict, csv_path: Path) -> float:
 
 
 def io_manager_load(manager: PostgresPandasIOManager, frame: pd.DataFrame, first: str, last: str) -> float:
-    keys = DAYS_OF_2013.get_partition_keys_in_range(__import__("dagster").PartitionKeyRange(first, last))
+    key_range = PartitionKeyRange(first, last)
+    keys = DAYS_OF_2013.get_partition_keys_in_range(key_range)
     context = build_output_context(
         asset_key=FLIGHTS,
         definition_metadata={PARTITION_EXPR_METADATA: FLIGHT_DATE_COLUMN},
         asset_partitions_def=DAYS_OF_2013,
         partition_key=keys[0] if len(keys) == 1 else None,
-        asset_partition_key_range=None if len(keys) == 1 else __import__("dagster").PartitionKeyRange(first, last),
+        asset_partition_key_range=None if len(keys) == 1 else key_range,
     )
     start = time.perf_counter()
     manager.handle_output(context, frame)
