@@ -21,7 +21,8 @@ def free_port() -> int:
 
 
 class ComposeStack:
-    def __init__(self, project: str, workdir: Path):
+    def __init__(self, project: str, workdir: Path, extra_env: dict[str, str] | None = None):
+        """extra_env: more lines for the stack's env file (overrides of .env.example settings)."""
         self.project = project
         self.port = free_port()
         self.admin = ("admin", secrets.token_urlsafe(18))
@@ -40,6 +41,7 @@ class ComposeStack:
                     # A fast replay of the first days of 2013 drives the live pipeline tests.
                     f"REPLAY_SECONDS_PER_DAY={REPLAY_SECONDS_PER_DAY}",
                     f"REPLAY_END={REPLAY_END}",
+                    *(f"{k}={v}" for k, v in (extra_env or {}).items()),
                 ]
             )
             + "\n"
