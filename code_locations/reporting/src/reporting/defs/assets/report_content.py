@@ -5,9 +5,6 @@ import io
 from dataclasses import dataclass
 
 import pandas as pd
-from matplotlib import dates as mdates
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 CHART_FILE = "on_time_report.png"
 MARKDOWN_FILE = "on_time_report.md"
@@ -56,6 +53,12 @@ def render_chart(daily: pd.DataFrame) -> bytes:
     Drawn on a bare Figure with the Agg canvas (no pyplot): no global figure state and no GUI
     backend, so it is safe in a headless, multi-threaded code server or run worker."""
     rates = daily_rates(daily) * 100
+    # Imported here: matplotlib costs ~1 s at import, paid only by the run that draws the chart,
+    # not by the code server or every other run of this location.
+    from matplotlib import dates as mdates
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(9, 4), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.subplots()
