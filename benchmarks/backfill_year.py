@@ -1,74 +1,125 @@
-"""Full-year backfill of the daily pipeline (ingestion + daily reports) on a throwaway stack.
+"""Backfill of the daily pipeline (ingestion flights + weather, then the daily reports) over the
+year (--quick: two weeks), on the harness's stack: the files are landed at once by the replay,
+the sensors that would add runs are stopped, then `make backfill` launches it. Figures: wall
+time from the launch to the last run's end, and the number of runs.
 
-    uv run python benchmarks/backfill_year.py [--to 2013-12-31]
+Floor: what the same work costs in Postgres alone, measured in the same run on the same
+Postgres: `psql \\copy` of the range's raw flights and weather CSVs, plus the two daily
+reports' SQL run directly over the whole range."""
 
-The replay is off at start and both the landing sensor and reporting's automation sensor are
-stopped, so only the backfill runs. The whole range is landed at once, then `make backfill`
-launches it; we wait for the backfill to finish and report wall time, number of runs and
-their outcome. Writes benchmarks/results/<date>-backfill.json and prints a table."""
-
-import argparse
 import datetime as dt
-import json
 import re
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.e2e.compose_stack import ComposeStack  # noqa: E402
-from tests.e2e.dagster_graphql import DagsterGraphQL  # noqa: E402
+import psycopg2
+from psycopg2 import sql
 
-RESULTS = Path(__file__).resolve().parent / "results"
-SENSOR = """query S($sel: SensorSelector!) { sensorOrError(sensorSelector: $sel) { __typename
-  ... on Sensor { sensorState { id status } } } }"""
-STOP = "mutation Stop($id: String!) { stopSensor(id: $id) { __typename } }"
+from figures import Figure, Target
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "code_locations" / "reporting" / "src"))
+from flights_shared.asset_keys import FLIGHT_DATE_COLUMN, FLIGHTS, WEATHER  # noqa: E402
+from ingestion.replay import source_lines_by_day  # noqa: E402
+from reporting.defs.assets import daily  # noqa: E402
+from reporting.defs.assets.upstream import table_identifier  # noqa: E402
+
+NAME = "backfill"
+RAW_TABLES = {
+    "flights": """(year int, month int, day int, dep_time int, sched_dep_time int, dep_delay int, arr_time int,
+      sched_arr_time int, arr_delay int, carrier text, flight int, tailnum text, origin text, dest text,
+      air_time int, distance int, hour int, minute int, time_hour timestamptz)""",
+    "weather": """(origin text, year int, month int, day int, hour int, temp float8, dewp float8, humid float8,
+      wind_dir float8, wind_speed float8, wind_gust float8, precip float8, pressure float8, visib float8,
+      time_hour timestamptz)""",
+}
+SOURCES = {"flights": "flights.csv.zip", "weather": "weather.csv"}
 
 
-def stop_sensor(client: DagsterGraphQL, location: str, name: str) -> None:
-    sel = {"repositoryLocationName": location, "repositoryName": "__repository__", "sensorName": name}
-    state = client.query(SENSOR, sel=sel)["sensorOrError"]["sensorState"]
-    client.query(STOP, id=state["id"])
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--to", default="2013-12-31")
-    args = parser.parse_args()
-    stack = ComposeStack("flights-backfill", RESULTS)
-    text = stack.env_file.read_text()
-    stack.env_file.write_text(text + "REPLAY_ENABLED=false\n")
+def land(stack, last: str) -> None:
+    """The replay at full speed up to `last`, then stopped."""
+    name = stack.compose("run", "-d", "--no-deps", "-e", "REPLAY_ENABLED=true", "-e", "REPLAY_SECONDS_PER_DAY=0",
+                         "-e", f"REPLAY_END={last}", "replay").stdout.strip().splitlines()[-1]
     try:
-        stack.up()
-        client = DagsterGraphQL(stack.base_url, auth=stack.admin, timeout=120)
-        client.wait_locations_loaded(["ingestion", "reporting"])
-        stop_sensor(client, "ingestion", "landing_zone_sensor")
-        stop_sensor(client, "reporting", "reporting_automation")
-        stack.compose("run", "--rm", "--no-deps", "-e", "REPLAY_ENABLED=true", "-e", "REPLAY_SECONDS_PER_DAY=0",
-                      "-e", f"REPLAY_END={args.to}", "--entrypoint", "timeout", "replay", "60",
-                      "python", "-m", "ingestion.replay", check=False)
-        start = time.monotonic()
-        out = stack.make("backfill", "FROM=2013-01-01", f"TO={args.to}").stdout
-        backfill_id = re.search(r"backfill (\w+) launched", out).group(1)
-        status = client.wait_for(
-            "the backfill", lambda: (b := client.backfill(backfill_id))["status"] not in ("REQUESTED", "CANCELING") and b,
-            timeout=3600, interval=5)
-        wall = time.monotonic() - start
-        runs = client.runs(tags=[{"key": "dagster/backfill", "value": backfill_id}])
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True).stdout
+            if "done, the last day" in logs:
+                return
+            time.sleep(1)
+        raise RuntimeError(f"replay did not land up to {last} within 600 s")
     finally:
-        stack.down()
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def backfill(stack, first: str, last: str) -> tuple[float, list[dict], str]:
+    begin = time.time()
+    out = stack.make("backfill", f"FROM={first}", f"TO={last}").stdout
+    backfill_id = re.search(r"backfill (\w+) launched", out).group(1)
+    status = stack.client.wait_for(
+        "the backfill", lambda: (b := stack.client.backfill(backfill_id))["status"] not in ("REQUESTED", "CANCELING") and b,
+        timeout=3600, interval=2)["status"]
+    runs = stack.client.runs(tags=[{"key": "dagster/backfill", "value": backfill_id}])
+    ends = [stack.client.query("query E($id: ID!) { runOrError(runId: $id) { ... on Run { endTime } } }",
+                               id=r["runId"])["runOrError"]["endTime"] for r in runs]
+    return max(e for e in ends if e) - begin, runs, status
+
+
+def floor_s(stack, first: str, last: str) -> float:
+    """Raw COPY of the range's CSVs + the daily reports' SQL over the range, same Postgres."""
+    dsn = stack.postgres_dsn
+    env = {"PGPASSWORD": dsn["password"], "PGOPTIONS": "-c client_min_messages=warning", "PATH": "/usr/bin:/bin"}
+    base = ["psql", "-h", dsn["host"], "-p", str(dsn["port"]), "-U", dsn["user"], "-d", dsn["dbname"], "-qAt",
+            "-v", "ON_ERROR_STOP=1"]
+    seconds = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for dataset, filename in SOURCES.items():
+            header, by_day = source_lines_by_day(filename)
+            path = Path(tmp) / f"{dataset}.csv"
+            path.write_text(header + "".join(line for d in sorted(by_day) if first <= d <= last for line in by_day[d]))
+            table = f"bench_floor_{dataset}"
+            subprocess.run([*base, "-c", f"DROP TABLE IF EXISTS {table}", "-c",
+                            f"CREATE TABLE {table} {RAW_TABLES[dataset]}"], env=env, check=True)
+            begin = time.perf_counter()
+            subprocess.run([*base, "-c", f"\\copy {table} FROM '{path}' WITH (FORMAT csv, HEADER, NULL 'NA')"],
+                           env=env, check=True)
+            seconds += time.perf_counter() - begin
+            subprocess.run([*base, "-c", f"DROP TABLE {table}"], env=env, check=True)
+    params = {"start": dt.date.fromisoformat(first), "end": dt.date.fromisoformat(last) + dt.timedelta(days=1),
+              "on_time": daily.ON_TIME_MINUTES,
+              "low_visibility": daily.LOW_VISIBILITY_MILES, "breezy": daily.BREEZY_WIND_MPH,
+              "windy": daily.WINDY_WIND_MPH}
+    date = sql.Identifier(FLIGHT_DATE_COLUMN)
+    queries = [daily.DAILY_DELAY_SUMMARY_SQL.format(date=date, flights=table_identifier(FLIGHTS)),
+               daily.WEATHER_DELAY_LINK_SQL.format(date=date, flights=table_identifier(FLIGHTS),
+                                                   weather=table_identifier(WEATHER))]
+    with psycopg2.connect(**dsn) as conn, conn.cursor() as cursor:
+        for query in queries:
+            begin = time.perf_counter()
+            cursor.execute(query, params)
+            cursor.fetchall()
+            seconds += time.perf_counter() - begin
+    conn.close()
+    return seconds
+
+
+def run(ctx) -> list[Figure]:
+    stack = ctx.stack
+    first, last = "2013-01-01", ("2013-01-14" if ctx.quick else "2013-12-31")
+    stack.wait_quiet()
+    stack.stop_sensor("ingestion", "landing_zone_sensor")
+    stack.stop_sensor("reporting", "reporting_automation")
+    land(stack, last)
+    wall, runs, status = backfill(stack, first, last)
     by_status: dict[str, int] = {}
-    for run in runs:
-        by_status[run["status"]] = by_status.get(run["status"], 0) + 1
-    result = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "range": ["2013-01-01", args.to],
-              "backfill_status": status["status"], "wall_s": round(wall, 1), "runs": len(runs), "runs_by_status": by_status}
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{dt.date.today().isoformat()}-backfill.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print("| range | status | wall s | runs | by status |\n|---|---|---|---|---|")
-    print(f"| 2013-01-01..{args.to} | {status['status']} | {result['wall_s']} | {len(runs)} | {by_status} |")
-    print(f"\nwrote {path}")
-
-
-if __name__ == "__main__":
-    main()
+    for r in runs:
+        by_status[r["status"]] = by_status.get(r["status"], 0) + 1
+    floor = [floor_s(stack, first, last) for _ in range(ctx.repeat or (1 if ctx.quick else 2))]
+    extra = {"range": [first, last], "backfill_status": status, "runs_by_status": by_status}
+    return [
+        Figure(NAME, f"backfill {first}..{last}, launch -> last run ended", "s", [wall], floor,
+               "raw COPY + reporting SQL, direct", Target("max_ratio", 3), extra=extra),
+        Figure(NAME, f"backfill {first}..{last}, runs", "runs", [len(runs)], extra=extra),
+    ]

@@ -1,5 +1,6 @@
 """Connection to the warehouse database, configured entirely from the environment."""
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -48,8 +49,39 @@ class WarehouseResource(ConfigurableResource):
             conn.close()
 
 
+class SettingError(ValueError):
+    """A required environment variable is empty or malformed; the message names it."""
+
+
+WAREHOUSE_ENV = (
+    "WAREHOUSE_HOST",
+    "WAREHOUSE_PORT",
+    "WAREHOUSE_DB",
+    "WAREHOUSE_USER",
+    "WAREHOUSE_PASSWORD",
+)
+
+
+def reject_blank_env(*names: str) -> None:
+    """Fail when the location loads if a required variable is set to "" (or spaces).
+
+    EnvVar accepts an empty value, and it would surface only in the first run, as a confusing
+    connection error (an empty host means the local Unix socket). An unset variable is left to
+    Dagster, which refuses it by name when the resource is built."""
+    blank = [name for name in names if name in os.environ and not os.environ[name].strip()]
+    if blank:
+        raise SettingError(
+            f"environment variable(s) {', '.join(blank)} set but empty; "
+            "give each a value (see .env.example)"
+        )
+
+
 def warehouse_from_env() -> WarehouseResource:
     """The resource as every location configures it: each field from one WAREHOUSE_* variable."""
+    reject_blank_env(*WAREHOUSE_ENV)
+    port = os.environ.get("WAREHOUSE_PORT", "").strip()
+    if port and not port.isdigit():
+        raise SettingError(f"WAREHOUSE_PORT must be a port number, got {port!r}")
     return WarehouseResource(
         host=EnvVar("WAREHOUSE_HOST"),
         port=EnvVar.int("WAREHOUSE_PORT"),

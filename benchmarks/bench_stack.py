@@ -1,0 +1,112 @@
+"""The harness's own throwaway stack: tests/e2e's ComposeStack plus compose.bench.yml (webserver
+and Postgres on 127.0.0.1), replay off so nothing but the benchmarks makes runs, and helpers
+to wait for the stack, wipe it between cold starts and sample container memory."""
+
+import datetime as dt
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.e2e.compose_stack import ComposeStack, free_port  # noqa: E402
+from tests.e2e.dagster_graphql import DagsterGraphQL  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+LOCATIONS = ["ingestion", "reporting"]
+SENSOR = """query S($sel: SensorSelector!) { sensorOrError(sensorSelector: $sel) { __typename
+  ... on Sensor { sensorState { id status } } } }"""
+STOP_SENSOR = "mutation Stop($id: String!) { stopSensor(id: $id) { __typename } }"
+IN_FLIGHT = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
+
+
+class BenchStack(ComposeStack):
+    def __init__(self, workdir: Path):
+        self.webserver_port, self.postgres_port = free_port(), free_port()
+        super().__init__(f"flights-bench-{secrets.token_hex(3)}", workdir, extra_env={
+            "REPLAY_ENABLED": "false",
+            "BENCH_WEBSERVER_PORT": str(self.webserver_port),
+            "BENCH_POSTGRES_PORT": str(self.postgres_port),
+            # The latency benchmark opens many connections at once; the login limit is not its subject.
+            "GATEWAY_LOGIN_BURST": "200",
+        })
+        self.env["COMPOSE_FILE"] = os.pathsep.join(["docker-compose.yml", str(HERE / "compose.bench.yml")])
+        self.client = DagsterGraphQL(self.base_url, auth=self.admin, timeout=120)
+        self.direct = DagsterGraphQL(f"http://127.0.0.1:{self.webserver_port}", timeout=120)
+
+    @property
+    def postgres_dsn(self) -> dict:
+        password = re.search(r"^POSTGRES_PASSWORD=(.*)$", self.env_file.read_text(), re.M).group(1)
+        return {"host": "127.0.0.1", "port": self.postgres_port, "user": "postgres", "password": password,
+                "dbname": "warehouse"}
+
+    def build(self) -> None:
+        self.compose("build", timeout=1800)
+
+    def wipe(self) -> None:
+        """Stop everything and delete the volumes, keeping the env file (for the next cold start)."""
+        ids = self.run_containers()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+        self.compose("down", "-v", "--remove-orphans", "--timeout", "10", check=False)
+
+    def down(self) -> None:
+        """ComposeStack.down, then once more for run containers the daemon started while the
+        services were stopping (they hold the volumes)."""
+        self.compose("stop", "--timeout", "10", "daemon", check=False)
+        super().down()
+        ids = self.run_containers()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+        leftovers = subprocess.run(["docker", "volume", "ls", "-q", "--filter", f"name=^{self.project}_"],
+                                   capture_output=True, text=True).stdout.split()
+        if leftovers:
+            subprocess.run(["docker", "volume", "rm", "-f", *leftovers], capture_output=True)
+
+    def wait_loaded(self, timeout: float = 300) -> None:
+        self.client.wait_locations_loaded(LOCATIONS, timeout=timeout)
+
+    def wait_quiet(self, timeout: float = 600) -> None:
+        """Until no run is queued or running (e.g. the reference tables' first automation runs)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.client.runs(statuses=IN_FLIGHT):
+                return
+            time.sleep(1)
+        raise RuntimeError(f"runs still in flight after {timeout}s")
+
+    def stop_sensor(self, location: str, name: str) -> None:
+        sel = {"repositoryLocationName": location, "repositoryName": "__repository__", "sensorName": name}
+        state = self.client.query(SENSOR, sel=sel)["sensorOrError"]["sensorState"]
+        self.client.query(STOP_SENSOR, id=state["id"])
+
+    def memory_mib(self, runs: bool = True) -> dict[str, float]:
+        """Current memory of this stack's running containers by name: the services, and the run
+        containers unless runs=False."""
+        ids = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={self.project}"],
+                             capture_output=True, text=True, check=True).stdout.split()
+        if runs:
+            ids += self.run_containers("status=running")
+        if not ids:
+            return {}
+        out = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}", *ids],
+                             capture_output=True, text=True, check=False).stdout
+        usage = {}
+        for line in out.splitlines():
+            name, mem = line.split("\t")
+            value = mem.split("/")[0].strip()
+            number, unit = re.fullmatch(r"([\d.]+)\s*([KMG]iB|B)", value).groups()
+            usage[name] = float(number) * {"B": 2**-20, "KiB": 2**-10, "MiB": 1, "GiB": 1024}[unit]
+        return usage
+
+    def service_name(self, container: str) -> str:
+        """flights-bench-abc123-webserver-viewer-1 -> webserver-viewer."""
+        prefix = self.project + "-"
+        return container[len(prefix):].rsplit("-", 1)[0] if container.startswith(prefix) else "run:" + container[:12]
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
