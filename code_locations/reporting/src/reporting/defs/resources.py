@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from dagster import ConfigurableResource, EnvVar
 
 from flights_shared.postgres_io_manager import PostgresPandasIOManager
-from flights_shared.warehouse import warehouse_from_env
+from flights_shared.warehouse import reject_blank_env, warehouse_from_env
 
 REPORTS_DIR_ENV = "REPORTS_DIR"
 ALERT_WEBHOOK_URL_ENV = "ALERT_WEBHOOK_URL"
@@ -110,6 +110,7 @@ def webhook_from_env() -> WebhookResource:
 
 
 def build_resources() -> dict:
+    reject_blank_env(REPORTS_DIR_ENV)
     warehouse = warehouse_from_env()
     return {
         "warehouse": warehouse,
