@@ -85,6 +85,23 @@ prune-runs: ## remove exited run containers of this project (kept until then for
 	@ids=$$(docker ps -aq --filter label=io.flights-platform.project=$(PROJECT) --filter label=io.flights-platform.role=run --filter status=exited); \
 	if [ -n "$$ids" ]; then docker rm $$ids >/dev/null && echo "removed $$(wc -w <<<"$$ids") run container(s)"; else echo "no exited run containers"; fi
 
+.PHONY: backup
+backup: ## dump Dagster's database, the warehouse and the UI users into BACKUP_DIR (./backups)/<stamp>
+	@python3 deploy/ops/backup.py backup '$(or $(BACKUP_DIR),backups)'
+
+.PHONY: restore
+restore: ## restore a backup into the running stack: make restore FROM=backups/<stamp>
+	@python3 deploy/ops/backup.py restore '$(FROM)'
+
+.PHONY: status
+status: ## platform health: daemon heartbeats, run queue, stuck runs (exit 0 healthy, 1 unhealthy, 2 no storage); JSON=1 for JSON
+	@# In the running watchdog if there is one, else in a one-off container of its image (needs postgres up).
+	@if [ -n "$$(docker compose ps -q --status running watchdog 2>/dev/null)" ]; then \
+	  docker compose exec -T watchdog python /opt/dagster/ops/platform_status.py $(if $(JSON),--json); \
+	else \
+	  docker compose run --rm --no-deps -T watchdog python /opt/dagster/ops/platform_status.py $(if $(JSON),--json); \
+	fi
+
 .PHONY: psql
 psql: ## psql shell on the warehouse
 	docker compose exec postgres psql -U postgres -d $${WAREHOUSE_DB:-warehouse}
@@ -92,3 +109,11 @@ psql: ## psql shell on the warehouse
 .PHONY: sizes
 sizes: ## image sizes
 	@docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep -E '^flights-platform/' | sort
+
+.PHONY: bench
+bench: ## every benchmark on a throwaway stack (~25 min): table + benchmarks/results/<date>.{json,md}
+	uv run --frozen python benchmarks/run.py $(BENCH_ARGS)
+
+.PHONY: bench-quick
+bench-quick: ## the benchmarks with fewer repetitions and a two-week backfill (~6 min), for development
+	uv run --frozen python benchmarks/run.py --quick $(BENCH_ARGS)

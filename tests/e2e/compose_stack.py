@@ -66,11 +66,12 @@ class ComposeStack:
     def up(self) -> None:
         self.compose("up", "-d", "--build", "--wait", "--wait-timeout", "300")
 
-    def make(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    def make(self, *args: str, input: str | None = None, check: bool = True,
+             timeout: float = 120) -> subprocess.CompletedProcess:
         """A Makefile target (e.g. the documented `make user`) against this stack."""
         env = {**self.env, "COMPOSE_ENV_FILES": str(self.env_file)}
         result = subprocess.run(["make", "-s", *args], cwd=REPO, env=env, input=input,
-                                capture_output=True, text=True, timeout=120)
+                                capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"make {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result
@@ -106,6 +107,21 @@ class ComposeStack:
             input=content, text=True, check=True, capture_output=True,
         )
 
+    def set_env(self, **values: str) -> None:
+        """Replace keys in this stack's env file (takes effect on the next `compose up` of a service)."""
+        lines = [line for line in self.env_file.read_text().splitlines() if line.split("=", 1)[0] not in values]
+        self.env_file.write_text("\n".join([*lines, *(f"{k}={v}" for k, v in values.items())]) + "\n")
+
+    def landed(self, dataset: str) -> dict[str, int]:
+        """Landed day -> line count (header included) of every file of a dataset in the landing volume."""
+        out = subprocess.run(
+            ["docker", "run", "--rm", "--network", "none", "-v", f"{self.project}_landing:/landing:ro",
+             "--entrypoint", "sh", "flights-platform/ingestion:dev", "-c",
+             f'cd /landing/{dataset} 2>/dev/null && for f in *.csv; do [ -e "$f" ] && echo "$f $(wc -l < "$f")"; done'],
+            text=True, capture_output=True, check=False,
+        ).stdout
+        return {name.removesuffix(".csv"): int(n) for name, n in (line.split() for line in out.splitlines())}
+
     def read_landing_file(self, relative_path: str) -> str:
         """The file's text, or "" while it has not landed."""
         return subprocess.run(
@@ -122,6 +138,12 @@ class ComposeStack:
         if ids:
             subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
         self.compose("down", "-v", "--remove-orphans", "--timeout", "10", check=False)
+        # The daemon may have launched one more run while compose was stopping it; that container
+        # would hold the volumes and the network.
+        ids = self.run_containers()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+            self.compose("down", "-v", "--remove-orphans", "--timeout", "10", check=False)
         # Volumes a run container created before compose did are not compose's to remove.
         leftovers = subprocess.run(["docker", "volume", "ls", "-q", "--filter", f"name=^{self.project}_"],
                                    capture_output=True, text=True).stdout.split()

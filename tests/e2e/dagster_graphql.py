@@ -124,6 +124,20 @@ class DagsterGraphQL:
         assert result["__typename"] == "LaunchRunSuccess", result
         return result["run"]["runId"]
 
+    def launch_job_run(self, location: str, job_name: str, run_config: dict | None = None) -> str:
+        """Launch a (non-asset) job with this run config; returns the run id."""
+        params = {
+            "selector": {
+                "repositoryLocationName": location,
+                "repositoryName": "__repository__",
+                "jobName": job_name,
+            },
+            "runConfigData": run_config or {},
+        }
+        result = self.query(LAUNCH, params=params)["launchRun"]
+        assert result["__typename"] == "LaunchRunSuccess", result
+        return result["run"]["runId"]
+
     def run(self, run_id: str) -> dict:
         result = self.query(RUN, runId=run_id)["runOrError"]
         assert result["__typename"] == "Run", result
@@ -199,3 +213,43 @@ class DagsterGraphQL:
         )["partitionBackfillOrError"]
         assert result["__typename"] == "PartitionBackfill", result
         return result
+
+    # Fault-injection and load tests (tests/e2e/test_faults.py, test_load.py).
+
+    def sensor(self, location: str, name: str) -> dict:
+        """The sensor's id, status and latest ticks (newest first)."""
+        result = self.query(
+            "query S($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { __typename "
+            "... on Sensor { id sensorState { status ticks(limit: 10) { tickId status timestamp cursor runIds } "
+            "typeSpecificData { __typename ... on SensorData { lastCursor } } } } "
+            "... on PythonError { message } ... on SensorNotFoundError { message } } }",
+            s={"repositoryLocationName": location, "repositoryName": "__repository__", "sensorName": name},
+        )["sensorOrError"]
+        assert result["__typename"] == "Sensor", result
+        return result
+
+    def stop_sensor(self, location: str, name: str) -> str:
+        result = self.query(
+            "mutation Stop($id: String!) { stopSensor(id: $id) { __typename "
+            "... on StopSensorMutationResult { instigationState { status } } ... on PythonError { message } } }",
+            id=self.sensor(location, name)["id"],
+        )["stopSensor"]
+        assert result["__typename"] == "StopSensorMutationResult", result
+        return result["instigationState"]["status"]
+
+    def terminate_run(self, run_id: str) -> dict:
+        result = self.query(
+            "mutation T($runId: String!) { terminateRun(runId: $runId) { __typename "
+            "... on TerminateRunSuccess { run { runId status } } ... on TerminateRunFailure { message } "
+            "... on PythonError { message } ... on RunNotFoundError { message } ... on UnauthorizedError { message } } }",
+            runId=run_id,
+        )["terminateRun"]
+        assert result["__typename"] == "TerminateRunSuccess", result
+        return result
+
+    def claimed_concurrency_slots(self) -> dict[str, list[dict]]:
+        """Concurrency key -> slots still claimed (run id, step key)."""
+        limits = self.query(
+            "{ instance { concurrencyLimits { concurrencyKey claimedSlots { runId stepKey } } } }"
+        )["instance"]["concurrencyLimits"]
+        return {c["concurrencyKey"]: c["claimedSlots"] for c in limits}

@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""The `watchdog` service: every WATCHDOG_INTERVAL_SECONDS it evaluates platform_status, POSTs a
+JSON alert to ALERT_WEBHOOK_URL when the platform turns unhealthy and again when it recovers,
+and removes exited run containers of this project once they are RUN_CONTAINER_KEEP_MINUTES old.
+On SIGTERM (`docker compose stop/down`) it removes every exited run container of the project,
+so they do not outlive the stack.
+
+Not named watchdog.py: Dagster imports the `watchdog` package, which a script of that name next
+to it would shadow. `--healthcheck` checks the loop's heartbeat file without importing Dagster."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+from urllib.parse import urlsplit
+
+PROJECT_LABEL = "io.flights-platform.project"
+ROLE_LABEL = "io.flights-platform.role"
+HEARTBEAT_FILE = os.environ.get("WATCHDOG_HEARTBEAT_FILE", "/tmp/watchdog.heartbeat")
+PRUNABLE_STATES = ("exited", "dead")
+
+log = logging.getLogger("watchdog")
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+
+
+def parse_docker_time(value: str) -> float | None:
+    """Docker's FinishedAt ("2026-11-24T03:31:02.123456789Z"; "0001-01-01T00:00:00Z" = never)
+    as epoch seconds."""
+    if not value or value.startswith("0001-"):
+        return None
+    head, _, frac = value.rstrip("Z").partition(".")
+    frac = "".join(ch for ch in frac if ch.isdigit())[:6]
+    parsed = datetime.fromisoformat(head + "+00:00")
+    return parsed.timestamp() + (int(frac.ljust(6, "0")) / 1e6 if frac else 0.0)
+
+
+def due_for_removal(containers: list[dict], now: float, keep_seconds: float) -> list[dict]:
+    """Exited/dead containers whose end is at least keep_seconds ago (unknown end: due)."""
+    due = []
+    for c in containers:
+        if c["state"] not in PRUNABLE_STATES:
+            continue
+        finished = c.get("finished_at")
+        if finished is None or now - finished >= keep_seconds:
+            due.append(c)
+    return due
+
+
+def transition(last_alerted: bool | None, healthy: bool, seen_healthy: bool, since_start: float,
+               grace_seconds: float) -> str | None:
+    """Which alert to send now, if any: "unhealthy" or "recovered".
+
+    last_alerted is the health state the webhook last heard about (None: nothing sent yet). Until
+    the platform has been seen healthy once, unhealthy is held back for grace_seconds: on a fresh
+    `up` the daemon has not heartbeated yet and old heartbeats in storage look stale."""
+    if healthy:
+        return "recovered" if last_alerted is False else None
+    if last_alerted is False:
+        return None
+    if not seen_healthy and since_start < grace_seconds:
+        return None
+    return "unhealthy"
+
+
+def alert_payload(kind: str, project: str, report) -> dict:
+    """Same shape as the reporting location's run-failure alerts: flat, short, with a UI link."""
+    summary = ("; ".join(report.reasons) if kind == "unhealthy" else "all checks pass again")
+    return {
+        "source": "watchdog",
+        "alert": f"platform_{kind}",
+        "project": project,
+        "state": report.state,
+        "summary": f"{project}: Dagster platform {'UNHEALTHY' if kind == 'unhealthy' else 'recovered'}: {summary}",
+        "reasons": report.reasons,
+        "stale_daemons": report.stale_daemons,
+        "queue_depth": report.queue.get("depth"),
+        "oldest_queued_seconds": report.queue.get("oldest_age_seconds"),
+        "stuck_runs": [r["run_id"] for r in report.stuck_runs],
+        "link": "/health",
+    }
+
+
+def post_json(url: str, payload: dict, timeout: float = 10.0) -> int:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise RuntimeError(f"ALERT_WEBHOOK_URL must be an http(s) URL, got {url!r}")
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "flights-platform-watchdog"})
+    # Only the host goes into messages: the path of a webhook URL is often its secret.
+    where = f"{parts.scheme}://{parts.netloc}"
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"alert webhook at {where} answered HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise RuntimeError(f"alert webhook at {where} unreachable: {getattr(exc, 'reason', exc)}") from exc
+
+
+class RunContainerPruner:
+    """Removes exited run containers carrying this project's labels, nothing else."""
+
+    def __init__(self, project: str):
+        self.project = project
+        self._client = None
+
+    def _docker(self):
+        if self._client is None:
+            import docker
+
+            self._client = docker.from_env(timeout=30)
+        return self._client
+
+    def list(self) -> list[dict]:
+        filters = {"label": [f"{PROJECT_LABEL}={self.project}", f"{ROLE_LABEL}=run"]}
+        return [
+            {"id": c.id, "name": c.name, "state": c.attrs["State"]["Status"],
+             "finished_at": parse_docker_time(c.attrs["State"].get("FinishedAt", "")), "container": c}
+            for c in self._docker().containers.list(all=True, filters=filters)
+        ]
+
+    def prune(self, keep_seconds: float, why: str) -> int:
+        try:
+            due = due_for_removal(self.list(), time.time(), keep_seconds)
+        except Exception as exc:  # noqa: BLE001 - no socket access must not stop the health checks
+            log.warning("cannot list run containers (docker socket?): %s", exc)
+            return 0
+        removed = 0
+        for c in due:
+            try:
+                c["container"].remove(v=False)
+                removed += 1
+                log.info("removed exited run container %s (%s, %s)", c["name"], c["id"][:12], why)
+            except Exception as exc:  # noqa: BLE001 - e.g. removed meanwhile by `make prune-runs`
+                log.warning("could not remove run container %s: %s", c["name"], exc)
+        return removed
+
+
+def write_heartbeat(iteration: int, report) -> None:
+    tmp = f"{HEARTBEAT_FILE}.tmp"
+    with open(tmp, "w") as handle:
+        json.dump({"iteration": iteration, "time": time.time(), "state": report.state}, handle)
+    os.replace(tmp, HEARTBEAT_FILE)
+
+
+def healthcheck() -> int:
+    """Healthy while the loop keeps writing its heartbeat file (3 intervals + 30 s slack)."""
+    limit = 3 * env_float("WATCHDOG_INTERVAL_SECONDS", 15) + 30
+    try:
+        age = time.time() - os.path.getmtime(HEARTBEAT_FILE)
+    except OSError:
+        print(f"no heartbeat file {HEARTBEAT_FILE}")
+        return 1
+    print(f"last loop {age:.0f}s ago (limit {limit:.0f}s)")
+    return 0 if age <= limit else 1
+
+
+def run() -> int:
+    import platform_status
+
+    # Own handler: the root logger stays at WARNING, so Dagster's and alembic's INFO chatter stays out.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s watchdog %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    interval = env_float("WATCHDOG_INTERVAL_SECONDS", 15)
+    keep_seconds = env_float("RUN_CONTAINER_KEEP_MINUTES", 60) * 60
+    grace = env_float("WATCHDOG_STARTUP_GRACE_SECONDS", 300)
+    url = os.environ.get("ALERT_WEBHOOK_URL", "").strip()
+    project = os.environ.get("WATCHDOG_PROJECT", "").strip() or "flights"
+    thresholds = platform_status.Thresholds.from_env()
+
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("received %s: finishing the current check, then pruning run containers",
+                 signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    log.info("watching project %s every %.0fs: daemon heartbeat > %.0fs, STARTING/CANCELING > %.0fs%s; "
+             "alerts %s; exited run containers kept %.1f min",
+             project, interval, thresholds.heartbeat_seconds, thresholds.stuck_seconds,
+             f", oldest QUEUED > {thresholds.queued_seconds:.0f}s" if thresholds.queued_seconds else "",
+             "to " + urlsplit(url).netloc if url else "OFF (ALERT_WEBHOOK_URL empty)", keep_seconds / 60)
+
+    pruner = RunContainerPruner(project)
+    started = time.monotonic()
+    instance = None
+    last_alerted: bool | None = None
+    seen_healthy = False
+    last_reasons: list[str] | None = None
+    iteration = 0
+    while not stop.is_set():
+        iteration += 1
+        if instance is None:
+            try:
+                instance = platform_status.load_instance()
+            except Exception as exc:  # noqa: BLE001 - storage down at start: keep checking
+                report = platform_status.unreachable(
+                    f"cannot reach the Dagster storage ({platform_status.storage_target()}): "
+                    f"{platform_status.describe_error(exc)}", thresholds)
+        if instance is not None:
+            report = platform_status.evaluate(instance, thresholds)
+        seen_healthy = seen_healthy or report.healthy
+        # Logged when what is wrong changes, not every time an age in the message grows.
+        signature = [re.sub(r"\d+s\b", "Ns", r) for r in report.reasons]
+        if signature != last_reasons:
+            log.info("platform %s%s", report.state.upper(),
+                     "".join(f"\n  - {r}" for r in report.reasons))
+            last_reasons = signature
+
+        kind = transition(last_alerted, report.healthy, seen_healthy, time.monotonic() - started, grace)
+        if kind is None and last_alerted is None and report.healthy:
+            last_alerted = True  # the healthy baseline: the next unhealthy state is a transition
+        if kind:
+            payload = alert_payload(kind, project, report)
+            if not url:
+                log.info("platform %s (alerting off: ALERT_WEBHOOK_URL is empty)", kind)
+                last_alerted = report.healthy
+            else:
+                try:
+                    status = post_json(url, payload)
+                    log.info("alert platform_%s sent to %s (HTTP %s)", kind, urlsplit(url).netloc, status)
+                    last_alerted = report.healthy
+                except RuntimeError as exc:  # retried on the next check: the state is unchanged
+                    log.error("alert platform_%s NOT delivered, retrying next check: %s", kind, exc)
+
+        pruner.prune(keep_seconds, f"older than {keep_seconds / 60:g} min")
+        write_heartbeat(iteration, report)
+        stop.wait(interval)
+
+    removed = pruner.prune(0, "shutdown")
+    log.info("stopped: removed %d exited run container(s) of project %s on shutdown", removed, project)
+    if instance is not None:
+        instance.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(healthcheck() if sys.argv[1:] == ["--healthcheck"] else run())

@@ -1,0 +1,345 @@
+"""The platform status check (deploy/ops/platform_status.py) and the watchdog's decisions
+(deploy/ops/platform_watchdog.py): classification, alert transitions and which run containers
+are pruned, as pure functions; then the real reads against a throwaway Postgres instance."""
+
+import importlib.util
+import json
+import secrets
+import socket
+import sys
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+OPS = REPO_ROOT / "deploy" / "ops"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, OPS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # the watchdog imports platform_status by this name
+    spec.loader.exec_module(module)
+    return module
+
+
+status = _load("platform_status")
+watchdog = _load("platform_watchdog")
+
+NOW = 1_800_000_000.0
+DAEMONS = ["SENSOR", "BACKFILL", "SCHEDULER", "QUEUED_RUN_COORDINATOR", "MONITORING"]
+DEFAULTS = status.Thresholds()
+
+
+def snapshot(heartbeat_ages=None, queued=0, oldest_queued_age=None, in_flight=()):
+    ages = {d: 5.0 for d in DAEMONS} if heartbeat_ages is None else heartbeat_ages
+    return status.Snapshot(
+        now=NOW,
+        required_daemons=list(DAEMONS),
+        heartbeats={d: NOW - age for d, age in ages.items()},
+        queued_count=queued,
+        oldest_queued=None if oldest_queued_age is None else NOW - oldest_queued_age,
+        in_flight=[status.InFlightRun(run_id=r, job_name="__ASSET_JOB", status=s, since=NOW - age)
+                   for r, s, age in in_flight],
+    )
+
+
+def test_fresh_heartbeats_and_a_short_queue_are_healthy():
+    report = status.classify(snapshot(queued=3, oldest_queued_age=600), DEFAULTS)
+    assert report.healthy and report.state == "healthy" and report.exit_code == 0
+    assert report.reasons == []
+    assert report.queue == {"depth": 3, "oldest_age_seconds": 600.0}
+    assert [d["daemon_type"] for d in report.daemons] == DAEMONS
+
+
+def test_normal_heartbeat_cadence_does_not_flap():
+    """Heartbeats come every 30 s, a little later when a daemon's loop is busy; on a loaded host
+    one daemon type can be minutes late while the process is fine."""
+    report = status.classify(snapshot({d: 38.0 for d in DAEMONS}), DEFAULTS)
+    assert report.healthy, report.reasons
+    late_thread = {**{d: 12.0 for d in DAEMONS}, "SCHEDULER": 95.0, "MONITORING": 299.0}
+    report = status.classify(snapshot(late_thread), DEFAULTS)
+    assert report.healthy, report.reasons
+
+
+def test_stopped_daemon_is_unhealthy_and_named():
+    ages = {d: 41.0 for d in DAEMONS}
+    report = status.classify(snapshot(ages, queued=2, oldest_queued_age=30), DEFAULTS)
+    assert not report.healthy and report.exit_code == 1
+    assert report.stale_daemons == DAEMONS
+    assert len(report.reasons) == 1
+    assert "dagster-daemon not heartbeating" in report.reasons[0]
+    assert "newest heartbeat of any daemon type is 41s old" in report.reasons[0]
+    assert "QUEUED_RUN_COORDINATOR" in report.reasons[0]
+    assert report.queue["depth"] == 2
+
+
+def test_a_stuck_daemon_thread_and_a_missing_one_are_both_named():
+    ages = {d: 5.0 for d in DAEMONS if d not in ("SENSOR", "MONITORING")}
+    ages["SENSOR"] = 301.0
+    report = status.classify(snapshot(ages), DEFAULTS)
+    assert not report.healthy
+    assert report.stale_daemons == ["SENSOR", "MONITORING"]
+    monitoring = next(d for d in report.daemons if d["daemon_type"] == "MONITORING")
+    assert monitoring == {"daemon_type": "MONITORING", "last_heartbeat": None, "age_seconds": None, "healthy": False}
+    assert len(report.reasons) == 1 and "thread(s) stuck" in report.reasons[0]
+    assert "SENSOR (301s)" in report.reasons[0] and "MONITORING" in report.reasons[0]
+
+
+def test_no_heartbeat_ever_is_a_daemon_that_never_started():
+    report = status.classify(snapshot({}), DEFAULTS)
+    assert report.stale_daemons == DAEMONS
+    assert report.reasons == [report.reasons[0]] and "no daemon type has ever heartbeated" in report.reasons[0]
+
+
+def test_runs_stuck_in_starting_or_canceling_beyond_the_threshold():
+    runs = [("r-young", "STARTING", 100.0), ("r-stuck", "STARTING", 121.0), ("r-cancel", "CANCELING", 500.0)]
+    report = status.classify(snapshot(in_flight=runs), DEFAULTS)
+    assert not report.healthy
+    assert [r["run_id"] for r in report.stuck_runs] == ["r-stuck", "r-cancel"]
+    assert any("r-stuck" in r and "STARTING for 121s" in r for r in report.reasons)
+    assert any("r-cancel" in r and "CANCELING" in r for r in report.reasons)
+
+
+def test_queue_age_alert_is_off_by_default_and_works_when_set():
+    old_queue = snapshot(queued=40, oldest_queued_age=7200)
+    assert status.classify(old_queue, DEFAULTS).healthy
+    strict = status.Thresholds(queued_seconds=3600)
+    report = status.classify(old_queue, strict)
+    assert not report.healthy and "40 run(s) QUEUED, the oldest for 7200s" in report.reasons[0]
+
+
+def test_thresholds_from_env():
+    t = status.Thresholds.from_env({"DAEMON_HEARTBEAT_ALERT_SECONDS": "25", "STUCK_RUN_ALERT_SECONDS": "",
+                                    "QUEUED_RUN_ALERT_SECONDS": "900", "DAEMON_THREAD_ALERT_SECONDS": "600"})
+    assert t == status.Thresholds(heartbeat_seconds=25, thread_seconds=600, stuck_seconds=120, queued_seconds=900)
+    with pytest.raises(SystemExit, match="DAEMON_HEARTBEAT_ALERT_SECONDS must be a number"):
+        status.Thresholds.from_env({"DAEMON_HEARTBEAT_ALERT_SECONDS": "soon"})
+    with pytest.raises(SystemExit, match="must not be negative"):
+        status.Thresholds.from_env({"STUCK_RUN_ALERT_SECONDS": "-1"})
+
+
+def test_detection_budget_of_the_defaults_is_under_a_minute():
+    """A daemon that heartbeated just before it stopped goes silent for the threshold, then the
+    watchdog notices on its next check at the latest."""
+    assert DEFAULTS.heartbeat_seconds + 15 < 60
+
+
+def test_unreachable_report_and_table():
+    report = status.unreachable("cannot reach the Dagster storage (Postgres x@postgres:5432/dagster): boom", DEFAULTS)
+    assert report.exit_code == 2 and report.state == "unreachable" and not report.healthy
+    assert "UNREACHABLE" in status.render_table(report)
+    assert "cannot reach the Dagster storage" in status.render_table(report)
+
+
+def test_table_names_stale_daemons_and_queue():
+    report = status.classify(snapshot({**{d: 5.0 for d in DAEMONS}, "SENSOR": 400.0}, queued=1, oldest_queued_age=12), DEFAULTS)
+    table = status.render_table(report)
+    assert table.startswith("Dagster platform: UNHEALTHY")
+    assert "SENSOR" in table and "400s ago" in table and "STALE" in table
+    assert "run queue: 1 QUEUED, oldest waiting 12s" in table
+    json.dumps(report.to_dict())  # --json must serialize
+
+
+# --- watchdog decisions ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("last_alerted", "healthy", "seen_healthy", "since_start", "expected"),
+    [
+        (None, True, True, 1, None),  # healthy baseline: nothing to say
+        (True, False, True, 500, "unhealthy"),  # healthy -> unhealthy
+        (False, False, True, 500, None),  # still unhealthy: said already
+        (False, True, True, 500, "recovered"),  # unhealthy -> healthy
+        (True, True, True, 500, None),
+        (None, False, False, 10, None),  # fresh start, daemon not up yet: within grace
+        (None, False, False, 200, "unhealthy"),  # never became healthy after the grace
+        (None, False, True, 10, "unhealthy"),  # was healthy once: no grace any more
+    ],
+)
+def test_alert_transitions(last_alerted, healthy, seen_healthy, since_start, expected):
+    assert watchdog.transition(last_alerted, healthy, seen_healthy, since_start, 120) == expected
+
+
+def test_alert_payload_names_the_daemons():
+    report = status.classify(snapshot({d: 50.0 for d in DAEMONS}, queued=1, oldest_queued_age=20), DEFAULTS)
+    payload = watchdog.alert_payload("unhealthy", "flights", report)
+    assert payload["source"] == "watchdog" and payload["alert"] == "platform_unhealthy"
+    assert payload["stale_daemons"] == DAEMONS and payload["queue_depth"] == 1
+    assert "dagster-daemon not heartbeating" in payload["summary"]
+    ok = watchdog.alert_payload("recovered", "flights", status.classify(snapshot(), DEFAULTS))
+    assert ok["alert"] == "platform_recovered" and ok["state"] == "healthy" and ok["stale_daemons"] == []
+
+
+def test_parse_docker_time():
+    assert watchdog.parse_docker_time("0001-01-01T00:00:00Z") is None
+    assert watchdog.parse_docker_time("") is None
+    assert watchdog.parse_docker_time("2027-01-15T08:00:00Z") == 1_800_000_000.0
+    assert watchdog.parse_docker_time("2027-01-15T08:00:00.123456789Z") == pytest.approx(1_800_000_000.123456)
+
+
+def test_only_exited_containers_past_the_keep_time_are_due():
+    containers = [
+        {"id": "old", "state": "exited", "finished_at": NOW - 3601},
+        {"id": "young", "state": "exited", "finished_at": NOW - 60},
+        {"id": "running", "state": "running", "finished_at": None},
+        {"id": "dead", "state": "dead", "finished_at": None},
+        {"id": "created", "state": "created", "finished_at": None},
+    ]
+    assert [c["id"] for c in watchdog.due_for_removal(containers, NOW, 3600)] == ["old", "dead"]
+    assert [c["id"] for c in watchdog.due_for_removal(containers, NOW, 0)] == ["old", "young", "dead"]
+
+
+def test_healthcheck_follows_the_heartbeat_file(tmp_path, monkeypatch):
+    beat = tmp_path / "beat"
+    monkeypatch.setattr(watchdog, "HEARTBEAT_FILE", str(beat))
+    monkeypatch.setenv("WATCHDOG_INTERVAL_SECONDS", "5")
+    assert watchdog.healthcheck() == 1  # no loop yet
+    watchdog.write_heartbeat(3, status.classify(snapshot(), DEFAULTS))
+    assert json.loads(beat.read_text())["iteration"] == 3
+    assert watchdog.healthcheck() == 0
+    old = time.time() - 46  # 3 intervals + 30 s
+    import os
+
+    os.utime(beat, (old, old))
+    assert watchdog.healthcheck() == 1
+
+
+# --- against a real instance ----------------------------------------------------------------
+
+
+def _dagster_home(tmp_path, monkeypatch, pg: dict) -> None:
+    render = importlib.util.spec_from_file_location("render_dagster_yaml", REPO_ROOT / "deploy/docker/render_dagster_yaml.py")
+    module = importlib.util.module_from_spec(render)
+    render.loader.exec_module(module)
+    env = {"DAGSTER_MAX_CONCURRENT_RUNS": "6", "DAGSTER_MAX_CONCURRENT_BACKFILL_RUNS": "4",
+           "DAGSTER_MAX_CONCURRENT_AUTOMATION_RUNS": "4"}
+    text = module.render((REPO_ROOT / "dagster.yaml").read_text(), env)
+    text = text.replace("base_dir: /opt/dagster/compute_logs", f"base_dir: {tmp_path / 'compute_logs'}")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(text)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    for key, value in {"DAGSTER_PG_HOST": pg["host"], "DAGSTER_PG_PORT": str(pg["port"]),
+                       "DAGSTER_PG_DB": pg["dbname"], "DAGSTER_PG_USER": pg["user"],
+                       "DAGSTER_PG_PASSWORD": pg["password"]}.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def dagster_db(postgres_server) -> dict:
+    name, password = f"status_{secrets.token_hex(4)}", secrets.token_urlsafe(18)
+    conn = psycopg2.connect(**postgres_server)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
+            cursor.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(name)))
+    finally:
+        conn.close()
+    return {**postgres_server, "dbname": name, "user": name, "password": password}
+
+
+@pytest.mark.postgres
+def test_reads_heartbeats_queue_and_stuck_runs_from_postgres(dagster_db, tmp_path, monkeypatch):
+    from dagster import DagsterRunStatus
+    from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.storage.dagster_run import DagsterRun
+    from dagster._daemon.types import DaemonHeartbeat
+
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("loc"), "__repository__"), "queued_job")
+
+    _dagster_home(tmp_path, monkeypatch, dagster_db)
+    instance = status.load_instance()
+    try:
+        required = instance.get_required_daemon_types()
+        assert "QUEUED_RUN_COORDINATOR" in required and "MONITORING" in required
+        report = status.evaluate(instance, DEFAULTS)
+        assert not report.healthy and sorted(report.stale_daemons) == sorted(required)  # never heartbeated
+
+        now = time.time()
+        for daemon_type in required:
+            instance.add_daemon_heartbeat(DaemonHeartbeat(now - 5, daemon_type, "d1", []))
+        for _ in range(2):
+            instance.add_run(DagsterRun(job_name="queued_job", run_id=secrets.token_hex(8),
+                                    status=DagsterRunStatus.QUEUED, remote_job_origin=origin))
+        report = status.evaluate(instance, DEFAULTS)
+        assert report.healthy, report.reasons
+        assert report.queue["depth"] == 2 and report.queue["oldest_age_seconds"] is not None
+
+        starting = DagsterRun(job_name="slow_job", run_id=secrets.token_hex(8), status=DagsterRunStatus.STARTING)
+        instance.add_run(starting)
+        report = status.evaluate(instance, status.Thresholds(stuck_seconds=0))
+        assert [r["run_id"] for r in report.stuck_runs] == [starting.run_id]
+
+        instance.add_daemon_heartbeat(DaemonHeartbeat(now - 120, "SENSOR", "d1", []))
+        assert status.evaluate(instance, DEFAULTS).healthy  # late thread, live process
+        instance.add_daemon_heartbeat(DaemonHeartbeat(now - 400, "SENSOR", "d1", []))
+        report = status.evaluate(instance, DEFAULTS)
+        assert report.stale_daemons == ["SENSOR"] and report.exit_code == 1
+
+        for daemon_type in required:  # the process stopped
+            instance.add_daemon_heartbeat(DaemonHeartbeat(now - 45, daemon_type, "d1", []))
+        report = status.evaluate(instance, DEFAULTS)
+        assert sorted(report.stale_daemons) == sorted(required) and "not heartbeating" in report.reasons[0]
+    finally:
+        instance.dispose()
+
+
+@pytest.mark.postgres
+def test_exit_code_2_when_storage_is_unreachable(dagster_db, tmp_path, monkeypatch, capsys):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    _dagster_home(tmp_path, monkeypatch, {**dagster_db, "port": closed_port})
+    assert status.main([]) == 2
+    out, err = capsys.readouterr()
+    assert "cannot reach the Dagster storage" in err and f"127.0.0.1:{closed_port}" in err
+    assert status.main(["--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["state"] == "unreachable"
+
+
+# --- the webservers' daemon-health tolerance --------------------------------------------------
+
+
+def test_webserver_launcher_shortens_the_ui_daemon_health_tolerance(monkeypatch):
+    from dagster import DagsterInstance
+    from dagster._core.test_utils import instance_for_test
+    from dagster._daemon.types import DaemonHeartbeat
+
+    spec = importlib.util.spec_from_file_location("webserver_launcher", REPO_ROOT / "deploy/docker/webserver_launcher.py")
+    launcher = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launcher)
+    monkeypatch.setenv("DAGSTER_DAEMON_HEARTBEAT_TOLERANCE_SECONDS", "")
+    assert launcher.tolerance_from_env() == 20
+    monkeypatch.setenv("DAGSTER_DAEMON_HEARTBEAT_TOLERANCE_SECONDS", "x")
+    with pytest.raises(SystemExit, match="must be a number"):
+        launcher.tolerance_from_env()
+
+    with instance_for_test() as instance:
+        required = instance.get_required_daemon_types()
+        sensor, backfill = "SENSOR", "BACKFILL"
+        assert {sensor, backfill} <= set(required)
+
+        def beat(ages: dict[str, float]) -> None:
+            now = time.time()
+            for daemon_type in required:
+                instance.add_daemon_heartbeat(DaemonHeartbeat(now - ages.get(daemon_type, 5), daemon_type, "d", []))
+
+        beat({t: 55 for t in required})  # the process stopped 55 s ago
+        stock = instance.get_daemon_statuses([sensor, backfill])
+        assert stock[sensor].healthy and stock[backfill].healthy  # Dagster's 1800 s
+        monkeypatch.setattr(DagsterInstance, "get_daemon_statuses", DagsterInstance.get_daemon_statuses)
+        launcher.patch_daemon_tolerance(20, 270)
+        assert not any(s.healthy for s in instance.get_daemon_statuses().values())
+        assert set(instance.get_daemon_statuses()) == set(required)
+
+        beat({sensor: 200})  # alive; one thread late on a busy host: not a flap
+        assert all(s.healthy for s in instance.get_daemon_statuses().values())
+        beat({sensor: 310})  # one thread stuck beyond 30 + 270
+        statuses = instance.get_daemon_statuses()
+        assert not statuses[sensor].healthy and statuses[backfill].healthy
+        assert not instance.get_daemon_statuses([sensor])[sensor].healthy
