@@ -62,9 +62,32 @@ def patch_daemon_tolerance(tolerance: float, thread_tolerance: float = DEFAULT_T
     DagsterInstance.get_daemon_statuses = get_daemon_statuses_with_tolerance
 
 
+def patch_pool_pre_ping() -> None:
+    """The webserver (only it) keeps pooled storage connections (`optimize_for_webserver`), without
+    a liveness check: after a Postgres restart each pooled connection failed one request with
+    "server closed the connection unexpectedly" (a failed launch, a 500 in the UI) before the pool
+    replaced it. pool_pre_ping tests a connection on checkout and reconnects transparently."""
+    import importlib
+
+    from dagster_postgres import utils
+
+    original = utils.create_pg_engine
+
+    def create_pg_engine(postgres_url, token_provider=None, **engine_kwargs):
+        if "pool_size" in engine_kwargs:  # pooled; NullPool engines connect per use anyway
+            engine_kwargs.setdefault("pool_pre_ping", True)
+        return original(postgres_url, token_provider, **engine_kwargs)
+
+    for name in ("event_log.event_log", "run_storage.run_storage", "schedule_storage.schedule_storage"):
+        module = importlib.import_module(f"dagster_postgres.{name}")
+        if getattr(module, "create_pg_engine", None) is original:
+            module.create_pg_engine = create_pg_engine
+
+
 def main() -> None:
     patch_daemon_tolerance(tolerance_from_env(),
                            tolerance_from_env(THREAD_TOLERANCE_ENV, DEFAULT_THREAD_TOLERANCE_SECONDS))
+    patch_pool_pre_ping()
     from dagster_webserver.cli import main as webserver_main
 
     sys.argv[0] = "dagster-webserver"

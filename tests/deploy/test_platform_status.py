@@ -343,3 +343,24 @@ def test_webserver_launcher_shortens_the_ui_daemon_health_tolerance(monkeypatch)
         statuses = instance.get_daemon_statuses()
         assert not statuses[sensor].healthy and statuses[backfill].healthy
         assert not instance.get_daemon_statuses([sensor])[sensor].healthy
+
+
+def test_webserver_storage_pool_pings_connections_after_a_postgres_restart():
+    """Pooled webserver connections are checked on checkout (pool_pre_ping), so a restarted
+    Postgres costs no failed request; per-use (NullPool) engines are left as they are."""
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy" / "docker"))
+    launcher = importlib.import_module("webserver_launcher")
+    launcher.patch_pool_pre_ping()
+    from dagster_postgres.event_log import event_log
+    from dagster_postgres.run_storage import run_storage
+    from dagster_postgres.schedule_storage import schedule_storage
+    from sqlalchemy.pool import NullPool
+
+    url = "postgresql+psycopg2://user:secret@127.0.0.1:1/none"
+    for module in (event_log, run_storage, schedule_storage):
+        pooled = module.create_pg_engine(url, None, pool_size=1, max_overflow=0, pool_recycle=3600)
+        assert pooled.pool._pre_ping is True
+        assert module.create_pg_engine(url, None, poolclass=NullPool).pool._pre_ping is False

@@ -241,7 +241,7 @@ def test_users_command_refuses_bad_input_and_changes_nothing(stack, users, args,
 
 def test_users_survive_a_restart_and_the_admin_is_created_once(stack, users):
     stack.compose("restart", "gateway")
-    stack.compose("up", "-d", "--wait", "--wait-timeout", "60", "gateway")
+    stack.compose("up", "-d", "--no-recreate", "--wait", "--wait-timeout", "60", "gateway")
     listing = stack.make("users").stdout
     assert f"{VIEWER[0]} viewer" in listing and f"{stack.admin[0]} editor" in listing
     logs = stack.compose("logs", "--no-color", "gateway").stdout

@@ -95,7 +95,9 @@ def test_prune_old_runs_dry_run_then_real_run(stack, dagster):
     dry = finished(dagster, dagster.launch_job_run("ingestion", JOB, prune_config(dry_run=True)), "SUCCESS")
     assert f"dry run: would delete {len(aged)} run(s) in 1 batch(es)" in "\n".join(messages(dagster, dry))
     assert storage_count(stack, "runs", aged) == len(aged)
-    assert storage_count(stack, "event_logs", aged) == events_of_aged
+    # >=: the daemon may still append to a finished run (the retry daemon notes why it does not
+    # retry the failed one); a dry run must not have removed any of them.
+    assert storage_count(stack, "event_logs", aged) >= events_of_aged
 
     real = finished(
         dagster, dagster.launch_job_run("ingestion", JOB, prune_config(retention_days=30)), "SUCCESS"
