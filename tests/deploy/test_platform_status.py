@@ -359,7 +359,7 @@ def test_webserver_storage_pool_pings_connections_after_a_postgres_restart():
     from dagster_postgres.schedule_storage import schedule_storage
     from sqlalchemy.pool import NullPool
 
-    url = "postgresql+psycopg2://user:secret@127.0.0.1:1/none"
+    url = "postgresql+psycopg2://127.0.0.1:1/none"  # never connected to
     for module in (event_log, run_storage, schedule_storage):
         pooled = module.create_pg_engine(url, None, pool_size=1, max_overflow=0, pool_recycle=3600)
         assert pooled.pool._pre_ping is True
