@@ -45,16 +45,6 @@ def idle(dagster: DagsterGraphQL) -> bool:
 
 
 @pytest.fixture(scope="module")
-def finished_run(stack, dagster) -> str:
-    """A day's flights loaded by a run of our own, so there is a run, events and warehouse rows."""
-    dagster.wait_for(f"flights/{DAY}.csv to land", lambda: stack.read_landing_file(f"flights/{DAY}.csv"), timeout=300)
-    run_id = dagster.launch_asset_run("ingestion", FLIGHTS, DAY)
-    status, seen = dagster.wait_run(run_id, timeout=600)
-    assert status == "SUCCESS", seen
-    return run_id
-
-
-@pytest.fixture(scope="module")
 def backup(stack, dagster, finished_run, tmp_path_factory) -> dict:
     """A backup taken while nothing ran, with the state it holds (the session stack is live:
     sensors and the replay keep launching runs, so retry until the warehouse held still)."""

@@ -13,7 +13,6 @@ pytestmark = pytest.mark.compose
 
 SECRETS = ("POSTGRES_PASSWORD", "DAGSTER_PG_PASSWORD", "WAREHOUSE_PASSWORD", "GATEWAY_ADMIN_PASSWORD")
 IMAGES = ("dagster", "ingestion", "reporting", "gateway")
-FLIGHTS = ["ingestion", "flights"]
 DAY = "2013-01-01"
 PASSWORD_VALUE = re.compile(r"PASSWORD=[^\s\"',;}\]]")
 
@@ -24,16 +23,6 @@ def passwords(stack) -> dict[str, str]:
     found = {name: env[name] for name in SECRETS if env.get(name)}
     assert set(found) == set(SECRETS), f"{stack.env_file} lacks {set(SECRETS) - set(found)}"
     return found
-
-
-@pytest.fixture(scope="module")
-def finished_run(stack, dagster) -> str:
-    """A run that used the warehouse password (to load a day) and wrote step logs."""
-    dagster.wait_for(f"flights/{DAY}.csv to land", lambda: stack.read_landing_file(f"flights/{DAY}.csv"), timeout=300)
-    run_id = dagster.launch_asset_run("ingestion", FLIGHTS, DAY)
-    status, seen = dagster.wait_run(run_id, timeout=600)
-    assert status == "SUCCESS", seen
-    return run_id
 
 
 def leaked(text: str, passwords: dict[str, str]) -> list[str]:
