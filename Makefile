@@ -5,13 +5,17 @@ BASE_IMAGES := python:3.13-slim-trixie postgres:17-trixie nginx:1.29-trixie
 PREPARE_DOCKER := ../shared/tools/prepare-docker
 PROJECT ?= $(or $(COMPOSE_PROJECT_NAME),flights)
 LOCATION ?=
+# The location commands (platform_core.cli) need only the standard library: a bare python3 runs
+# them before any venv exists (make prepare on a fresh clone).
+PLATFORM_CLI := PYTHONPATH=deploy/platform_core/src python3 -m platform_core.cli
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
 .PHONY: help
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .PHONY: prepare
-prepare: .env ## one-time: Docker engine + base images where needed (no-op elsewhere), and .env
+prepare: .env locations ## one-time: Docker engine + base images where needed (no-op elsewhere), .env, compose.locations.yaml
 	@if docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 \
 	    && for i in $(BASE_IMAGES); do docker image inspect $$i >/dev/null 2>&1 || exit 1; done; then \
 	  echo "prepare: docker, compose and base images present"; \
@@ -27,8 +31,12 @@ prepare: .env ## one-time: Docker engine + base images where needed (no-op elsew
 	  echo "DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)"; \
 	} > .env; echo "prepare: wrote .env with generated passwords"
 
+.PHONY: locations
+locations: ## regenerate compose.locations.yaml from the registry (dg.toml); make prepare/up/location do it
+	@$(PLATFORM_CLI) compose
+
 .PHONY: up
-up: .env ## build and start the stack in the background, wait until healthy
+up: .env locations ## build and start the stack in the background, wait until healthy
 	docker compose up -d --build --wait
 	@docker compose logs --no-log-prefix gateway 2>/dev/null | grep -h "generated password" || true
 
@@ -44,16 +52,54 @@ browser: ## Debian's Chromium for the browser tests (tests/e2e/test_browser.py);
 	else echo "browser: /usr/bin/chromium is missing: install Debian's chromium package (apt-get install chromium)" >&2; exit 1; fi
 	@/usr/bin/chromium --version 2>/dev/null
 
-.PHONY: test
-test: browser ## every test: unit, integration (throwaway Postgres) and the compose end-to-end suite
+.PHONY: venv
+venv:
 	@command -v uv >/dev/null || python3 -m pip install -q uv
-	uv sync --frozen
-	uv run --frozen pytest
+	@$(UV) sync --frozen --all-packages --quiet
+
+.PHONY: test
+test: browser venv locations ## every test: unit, integration (throwaway Postgres) and the compose end-to-end suite
+	$(UV) run --frozen pytest
+
+.PHONY: test-fast
+test-fast: venv ## what needs no Docker: unit tests, definitions, snapshots, templates (a minute or two)
+	$(UV) run --frozen pytest -m "not compose and not postgres and not docker" -q
+
+.PHONY: check
+check: venv ## Dagster's own check of every location's definitions (dg check defs), with placeholder settings
+	@mkdir -p .dagster_dev/check
+	DAGSTER_HOME=$(CURDIR)/.dagster_dev/check WAREHOUSE_HOST=placeholder WAREHOUSE_PORT=5432 WAREHOUSE_DB=placeholder \
+	  WAREHOUSE_USER=placeholder WAREHOUSE_PASSWORD=placeholder LANDING_ZONE_DIR=/tmp REPORTS_DIR=/tmp \
+	  $(UV) run --frozen dg check defs --use-active-venv
+
+# --- your own locations (README "Add your own location") ---
+
+.PHONY: location
+location: ## scaffold and register a new code location: make location NAME=sales
+	@[ -n "$(NAME)" ] || { echo "usage: make location NAME=sales" >&2; exit 2; }
+	@$(PLATFORM_CLI) new '$(NAME)'
+	@command -v uv >/dev/null || python3 -m pip install -q uv
+	@$(UV) lock --quiet && $(UV) sync --frozen --all-packages --quiet
+	@$(PLATFORM_CLI) compose
+	@echo "next: make dev LOCATION=$(NAME) (develop), make test-fast / make test, then make up (or make redeploy LOCATION=$(NAME) on a running stack)"
+
+.PHONY: location-remove
+location-remove: venv ## unregister and delete a location (refuses while another depends on its assets): make location-remove NAME=sales [FORCE=1]
+	@[ -n "$(NAME)" ] || { echo "usage: make location-remove NAME=sales [FORCE=1]" >&2; exit 2; }
+	@$(UV) run --frozen python -m platform_core.cli remove '$(NAME)' $(if $(FORCE),--force)
+	@$(UV) lock --quiet && $(UV) sync --frozen --all-packages --quiet
+	@$(PLATFORM_CLI) compose
+	@echo "on a running stack: docker compose up -d --remove-orphans (stops its code server; its runs and warehouse tables are kept)"
+
+.PHONY: dev
+dev: venv ## `dagster dev` for one location on this machine, local instance and warehouse: make dev LOCATION=ingestion
+	@$(UV) run --frozen python -m platform_core.dev_server '$(LOCATION)'
 
 .PHONY: redeploy
 redeploy: ## rebuild and restart one code location, then reload it: make redeploy LOCATION=ingestion
-	@[[ "$(LOCATION)" =~ ^(ingestion|reporting)$$ ]] || { echo "LOCATION must be ingestion or reporting" >&2; exit 1; }
-	docker compose up -d --build --no-deps --wait $(LOCATION)
+	@$(PLATFORM_CLI) names | grep -qx '$(LOCATION)' || { echo "LOCATION must be one of: $$($(PLATFORM_CLI) names | tr '\n' ' ')" >&2; exit 1; }
+	@$(PLATFORM_CLI) compose
+	docker compose up -d --build --no-deps --wait $(subst _,-,$(LOCATION))
 	@# Inside the editors' webserver (not published; the gateway needs a login). The read-only
 	@# viewer webserver notices the restarted code server by itself.
 	@docker compose exec -T webserver python -c 'import json, sys, urllib.request; \

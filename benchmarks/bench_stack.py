@@ -12,11 +12,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from platform_core import locations  # noqa: E402
 from tests.e2e.compose_stack import ComposeStack, free_port  # noqa: E402
 from tests.e2e.dagster_graphql import DagsterGraphQL  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-LOCATIONS = ["ingestion", "reporting"]
+# Every registered code location (dg.toml).
+LOCATIONS = locations.names()
 SENSOR = """query S($sel: SensorSelector!) { sensorOrError(sensorSelector: $sel) { __typename
   ... on Sensor { sensorState { id status } } } }"""
 STOP_SENSOR = "mutation Stop($id: String!) { stopSensor(id: $id) { __typename } }"

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bench_stack import DagsterGraphQL
 from figures import Figure
-from run_launch import CANARY, RUN_TIMES, launch_and_time
+from run_launch import CANARY, CANARY_LOCATION, RUN_TIMES, launch_and_time
 
 NAME = "burst"
 BURST = 10
@@ -35,7 +35,7 @@ def one_burst(stack) -> tuple[float, float]:
     clients = [DagsterGraphQL(stack.base_url, auth=stack.admin, timeout=120) for _ in range(BURST)]
     begin = time.time()
     with ThreadPoolExecutor(BURST) as pool:
-        run_ids = list(pool.map(lambda c: c.launch_asset_run("ingestion", CANARY), clients))
+        run_ids = list(pool.map(lambda c: c.launch_asset_run(CANARY_LOCATION, CANARY), clients))
     ends = []
     deadline = time.monotonic() + 600
     for run_id in run_ids:

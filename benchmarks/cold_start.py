@@ -1,5 +1,5 @@
 """Cold start: `docker compose up -d` on empty volumes (first-time migrate included, images
-already built) until both code locations are LOADED, and until the gateway answers the login
+already built) until every code location is LOADED, and until the gateway answers the login
 page (401 with WWW-Authenticate). Floor: starting the same containers with a no-op command."""
 
 import subprocess
@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from bench_stack import BenchStack
+from bench_stack import LOCATIONS, BenchStack
 from figures import Figure, Target
 
 NAME = "cold_start"
@@ -57,7 +57,7 @@ def one_cold_start(stack: BenchStack) -> tuple[float, float]:
                 entries = stack.client.locations()
                 if all(entries.get(n, {}).get("loadStatus") == "LOADED"
                        and entries[n]["locationOrLoadError"]["__typename"] == "RepositoryLocation"
-                       for n in ("ingestion", "reporting")):
+                       for n in LOCATIONS):
                     loaded = time.monotonic() - begin
             except Exception:  # refused, 502 or 401 while the gateway and webserver come up
                 pass

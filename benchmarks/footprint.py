@@ -5,10 +5,12 @@ Absolute figures without a floor: they are tracked as a trend across results fil
 import subprocess
 import time
 
+from bench_stack import LOCATIONS
 from figures import Figure
 
 NAME = "footprint"
-IMAGES = ["dagster", "ingestion", "reporting", "gateway"]
+# The instance image, one image per code location (named after it), the gateway.
+IMAGES = ["dagster", *LOCATIONS, "gateway"]
 
 
 def image_size_mib(image: str) -> float:

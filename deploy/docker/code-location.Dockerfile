@@ -1,9 +1,19 @@
-# One image per code location: `--build-arg LOCATION=ingestion|reporting`. The same image
-# serves the location's gRPC code server and every run container the daemon launches for it.
+# One image per code location; compose.locations.yaml (generated from dg.toml) passes the build
+# args. The same image serves the location's gRPC code server and every run container the daemon
+# launches for it (and any service the location brings along, such as the demo replay).
 ARG PYTHON_IMAGE=python:3.13-slim-trixie
 
+# Only the workspace's pyproject.toml files: the dependency layer below is rebuilt when a manifest
+# or uv.lock changes, not when code does (COPY of a glob would flatten the folders).
+FROM ${PYTHON_IMAGE} AS manifests
+WORKDIR /src
+COPY code_locations code_locations
+COPY deploy/platform_core deploy/platform_core
+RUN find code_locations deploy -type f ! -name pyproject.toml -delete \
+    && find code_locations deploy -depth -type d -empty -delete
+
 FROM ${PYTHON_IMAGE} AS build
-ARG LOCATION
+ARG PACKAGE
 ARG UV_VERSION=0.13.9
 # uv finds the build machine's CA bundle through the system store (UV_SYSTEM_CERTS), so the
 # same file works behind a corporate proxy and on a normal machine; nothing is baked in.
@@ -12,33 +22,33 @@ ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_SYSTEM_CERTS=1 UV_PYTHON_DOWNLOAD
 RUN python3 -m pip install --no-cache-dir --break-system-packages "uv==${UV_VERSION}" \
     || python3 -m pip install --no-cache-dir "uv==${UV_VERSION}"
 WORKDIR /src
-# Dependencies first, from the lock only: this layer is reused until uv.lock changes.
+# Dependencies first, from the lock only: this layer is reused until uv.lock or a manifest changes.
 COPY pyproject.toml uv.lock ./
-COPY code_locations/shared/pyproject.toml code_locations/shared/
-COPY code_locations/ingestion/pyproject.toml code_locations/ingestion/
-COPY code_locations/reporting/pyproject.toml code_locations/reporting/
+COPY --from=manifests /src/ ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    test -n "${LOCATION}" || { echo "build arg LOCATION (ingestion|reporting) is required" >&2; exit 1; }; \
-    uv sync --frozen --no-dev --package "${LOCATION}" --no-install-workspace --python python3
-COPY code_locations/shared code_locations/shared
-COPY code_locations/${LOCATION} code_locations/${LOCATION}
+    test -n "${PACKAGE}" || { echo "build arg PACKAGE (the location's distribution name) is required; compose.locations.yaml passes it" >&2; exit 1; }; \
+    uv sync --frozen --no-dev --package "${PACKAGE}" --no-install-workspace --python python3
+COPY deploy/platform_core deploy/platform_core
+COPY code_locations code_locations
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --package "${LOCATION}" --no-editable --python python3
+    uv sync --frozen --no-dev --package "${PACKAGE}" --no-editable --python python3
 
 FROM ${PYTHON_IMAGE}
 ARG LOCATION
+ARG MODULE
 RUN groupadd --system --gid 10001 dagster \
     && useradd --system --uid 10001 --gid dagster --create-home --home-dir /home/dagster dagster \
     && mkdir -p /opt/dagster/home /opt/dagster/compute_logs /opt/dagster/landing /opt/dagster/reports \
     && chown -R dagster:dagster /opt/dagster
 COPY --from=build /opt/venv /opt/venv
+# Run containers inherit the label: the watchdog, tests and `docker ps` tell locations apart by it.
+LABEL io.flights-platform.location=${LOCATION}
 ENV PATH=/opt/venv/bin:${PATH} \
     DAGSTER_HOME=/opt/dagster/home \
     DAGSTER_LOCATION=${LOCATION} \
+    DAGSTER_MODULE=${MODULE} \
     PYTHONUNBUFFERED=1
 USER dagster
 WORKDIR /opt/dagster/home
 EXPOSE 4000
-HEALTHCHECK --interval=5s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["dagster", "api", "grpc-health-check", "-p", "4000"]
-CMD ["sh", "-c", "exec dagster code-server start -h 0.0.0.0 -p 4000 -m \"${DAGSTER_LOCATION}.definitions\" --location-name \"${DAGSTER_LOCATION}\""]
+CMD ["sh", "-c", "exec dagster code-server start -h 0.0.0.0 -p 4000 -m \"${DAGSTER_MODULE}.definitions\" --location-name \"${DAGSTER_LOCATION}\""]

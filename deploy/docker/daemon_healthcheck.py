@@ -1,51 +1,50 @@
 #!/usr/bin/env python3
-"""The daemon service's healthcheck: healthy while every daemon loop's newest heartbeat in Postgres
-is younger than DAGSTER_DAEMON_HEARTBEAT_TOLERANCE (default 1800 s, Dagster's own default).
+"""The daemon service's healthcheck: the verdict of platform_core.daemon_health (the one `make
+status`, the watchdog and the UI use) on the heartbeats in Dagster's storage.
 
-Same verdict as `dagster-daemon liveness-check`, without importing Dagster: that import alone
-took 38 s (the whole check 92 s) on a loaded 2-core host, so the check timed out, Docker marked a
-live daemon unhealthy and `docker compose up --wait` gave up on the stack. psycopg2 imports in a
-fraction of that and the query is one index-free scan of a handful of rows."""
+Without importing Dagster: that import alone took 38 s (the whole check 92 s) on a loaded 2-core
+host, so `dagster-daemon liveness-check` timed out, Docker marked a live daemon unhealthy and
+`docker compose up --wait` gave up on the stack. psycopg2 imports in a fraction of that, and the
+query is one scan of a handful of rows. Without Dagster the check cannot ask which daemon types
+the instance requires, so every type that has a heartbeat row counts as required."""
 
-import os
 import sys
 
 import psycopg2
 
-DEFAULT_TOLERANCE_SECONDS = 1800
+from platform_core import daemon_health, dagster_storage
+from platform_core.settings import SettingError
+
+# Heartbeat timestamps are stored as naive UTC; ages by the database clock, like Dagster's writes.
+AGES_SQL = ("SELECT daemon_type, EXTRACT(EPOCH FROM (now() AT TIME ZONE 'UTC') - timestamp) "
+            "FROM daemon_heartbeats")
+
+
+def heartbeat_ages(connect_kwargs: dict) -> dict[str, float]:
+    conn = psycopg2.connect(**connect_kwargs, connect_timeout=5, application_name="daemon-healthcheck")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(AGES_SQL)
+            return {daemon_type: float(age) for daemon_type, age in cur.fetchall()}
+    finally:
+        conn.close()
 
 
 def main() -> int:
-    tolerance = float(os.environ.get("DAGSTER_DAEMON_HEARTBEAT_TOLERANCE") or DEFAULT_TOLERANCE_SECONDS)
     try:
-        conn = psycopg2.connect(
-            host=os.environ["DAGSTER_PG_HOST"],
-            port=os.environ.get("DAGSTER_PG_PORT", "5432"),
-            dbname=os.environ["DAGSTER_PG_DB"],
-            user=os.environ["DAGSTER_PG_USER"],
-            password=os.environ["DAGSTER_PG_PASSWORD"],
-            connect_timeout=5,
-            application_name="daemon-healthcheck",
-        )
+        thresholds = daemon_health.Thresholds.from_env()
+        connect_kwargs = dagster_storage.connect_kwargs()
+    except SettingError as exc:
+        print(f"daemon healthcheck: {exc}")
+        return 1
+    try:
+        ages = heartbeat_ages(connect_kwargs)
     except psycopg2.Error as exc:
-        print(f"daemon healthcheck: storage unreachable: {exc}".strip())
+        print(f"daemon healthcheck: cannot read the heartbeats from {dagster_storage.describe()}: {exc}".strip())
         return 1
-    try:
-        with conn.cursor() as cur:
-            # Heartbeat timestamps are naive UTC.
-            cur.execute(
-                "SELECT daemon_type, EXTRACT(EPOCH FROM (now() AT TIME ZONE 'UTC') - timestamp) "
-                "FROM daemon_heartbeats"
-            )
-            ages = {daemon_type: float(age) for daemon_type, age in cur.fetchall()}
-    finally:
-        conn.close()
-    stale = {daemon_type: round(age) for daemon_type, age in ages.items() if age > tolerance}
-    if not ages or stale:
-        print(f"daemon(s) not running: {stale or 'no heartbeat yet'} (tolerance {tolerance:g} s)")
-        return 1
-    print(f"daemon live: {len(ages)} loops heartbeating, oldest {max(ages.values()):.0f} s ago")
-    return 0
+    verdict = daemon_health.judge(ages, None, thresholds)
+    print(verdict.message)
+    return 0 if verdict.healthy else 1
 
 
 if __name__ == "__main__":

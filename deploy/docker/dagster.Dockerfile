@@ -2,6 +2,14 @@
 # by the code-location images over gRPC.
 ARG PYTHON_IMAGE=python:3.13-slim-trixie
 
+# Only the workspace's pyproject.toml files, so the dependency layer survives code changes.
+FROM ${PYTHON_IMAGE} AS manifests
+WORKDIR /src
+COPY code_locations code_locations
+COPY deploy/platform_core deploy/platform_core
+RUN find code_locations deploy -type f ! -name pyproject.toml -delete \
+    && find code_locations deploy -depth -type d -empty -delete
+
 FROM ${PYTHON_IMAGE} AS build
 ARG UV_VERSION=0.13.9
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_SYSTEM_CERTS=1 UV_PYTHON_DOWNLOADS=never \
@@ -10,11 +18,13 @@ RUN python3 -m pip install --no-cache-dir --break-system-packages "uv==${UV_VERS
     || python3 -m pip install --no-cache-dir "uv==${UV_VERSION}"
 WORKDIR /src
 COPY pyproject.toml uv.lock ./
-COPY code_locations/shared/pyproject.toml code_locations/shared/
-COPY code_locations/ingestion/pyproject.toml code_locations/ingestion/
-COPY code_locations/reporting/pyproject.toml code_locations/reporting/
+COPY --from=manifests /src/ ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --python python3
+# The platform's own package (settings, daemon health, Dagster patches); no location code.
+COPY deploy/platform_core deploy/platform_core
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable --python python3
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 dagster \

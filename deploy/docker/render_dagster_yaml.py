@@ -2,33 +2,68 @@
 """Entrypoint of the instance image: write $DAGSTER_HOME/dagster.yaml from the mounted template,
 then exec the command.
 
-Dagster resolves `{env: NAME}` only where a field accepts it; run-queue tag limits do not.
-Those few values are written as ${NAME} in the template and substituted here. Secrets stay
-`{env: ...}` so they never reach the rendered file or the instance ref passed to run containers."""
+Dagster resolves `{env: NAME}` only where a field accepts it; run-queue tag limits and the run
+launcher's container settings do not. Those values are written as ${NAME} in the template and
+substituted here from the settings declared below, which hold their defaults and validate them.
+Secrets stay `{env: ...}` so they never reach the rendered file or the instance ref passed to
+run containers."""
 
 import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+
+from platform_core import settings
 
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 TEMPLATE = Path(os.environ.get("DAGSTER_YAML_TEMPLATE", "/opt/dagster/dagster.yaml.template"))
 
+PROJECT = settings.text("PLATFORM_PROJECT", required=True,
+                        doc="the compose project: names the network and volumes run containers join")
+MAX_RUNS = settings.integer("DAGSTER_MAX_CONCURRENT_RUNS", 6, minimum=1,
+                            doc="runs at once; each is a container and holds Postgres connections")
+MAX_BACKFILL_RUNS = settings.integer("DAGSTER_MAX_CONCURRENT_BACKFILL_RUNS", 4, minimum=1,
+                                     doc="of those, runs of backfills")
+MAX_AUTOMATION_RUNS = settings.integer("DAGSTER_MAX_CONCURRENT_AUTOMATION_RUNS", 4, minimum=1,
+                                       doc="of those, runs requested by automation conditions")
+RUN_MEM_LIMIT = settings.text("RUN_MEM_LIMIT", "1g", doc="memory limit of each run container (Docker units: 512m, 1g)")
+RUN_CPUS = settings.number("RUN_CPUS", 1.0, minimum=0.01, doc="CPUs of each run container")
+RUN_PIDS_LIMIT = settings.integer("RUN_PIDS_LIMIT", 512, minimum=16, doc="processes/threads of each run container")
+MEMORY = re.compile(r"^\d+[bkmg]?$", re.IGNORECASE)
 
-def render(text: str, env: dict[str, str]) -> str:
-    missing = sorted({name for name in PLACEHOLDER.findall(text) if not env.get(name)})
-    if missing:
-        raise SystemExit(
-            f"dagster.yaml needs environment variable(s) {', '.join(missing)}; "
-            "set them in .env (see .env.example)"
-        )
-    return PLACEHOLDER.sub(lambda m: env[m.group(1)], text)
+
+def values(env: Mapping[str, str]) -> dict[str, str]:
+    """Every placeholder's text, validated; raises SettingError naming a bad variable."""
+    memory = RUN_MEM_LIMIT.get(env)
+    if not MEMORY.match(memory):
+        raise settings.SettingError(f"RUN_MEM_LIMIT must be a Docker memory size such as 512m or 1g, got {memory!r}")
+    return {
+        "PLATFORM_PROJECT": PROJECT.get(env),
+        "DAGSTER_MAX_CONCURRENT_RUNS": str(MAX_RUNS.get(env)),
+        "DAGSTER_MAX_CONCURRENT_BACKFILL_RUNS": str(MAX_BACKFILL_RUNS.get(env)),
+        "DAGSTER_MAX_CONCURRENT_AUTOMATION_RUNS": str(MAX_AUTOMATION_RUNS.get(env)),
+        "RUN_MEM_LIMIT": memory,
+        "RUN_NANO_CPUS": str(round(RUN_CPUS.get(env) * 1e9)),
+        "RUN_PIDS_LIMIT": str(RUN_PIDS_LIMIT.get(env)),
+    }
+
+
+def render(text: str, env: Mapping[str, str]) -> str:
+    known = values(env)
+    unknown = sorted(set(PLACEHOLDER.findall(text)) - set(known))
+    if unknown:
+        raise settings.SettingError(f"dagster.yaml uses ${{{unknown[0]}}}, which render_dagster_yaml.py does not declare")
+    return PLACEHOLDER.sub(lambda m: known[m.group(1)], text)
 
 
 def main() -> None:
     if TEMPLATE.is_file():
         target = Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml"
-        target.write_text(render(TEMPLATE.read_text(), dict(os.environ)))
+        try:
+            target.write_text(render(TEMPLATE.read_text(), os.environ))
+        except settings.SettingError as exc:
+            raise SystemExit(f"dagster.yaml: {exc} (set it in .env; see .env.example)") from None
     if len(sys.argv) > 1:
         os.execvp(sys.argv[1], sys.argv[1:])
 

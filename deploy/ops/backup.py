@@ -17,6 +17,7 @@ exactly like `make psql`. Standard library only: runs with the host's python3.""
 import datetime
 import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -24,6 +25,11 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+# The host's python3 has no venv: platform_core is stdlib only and imported from the checkout.
+sys.path.insert(0, str(REPO / "deploy" / "platform_core" / "src"))
+
+from platform_core import settings  # noqa: E402
+
 MANIFEST = "manifest.json"
 FORMAT = 1
 # Logical name -> env vars on the postgres service naming the database and its owner role.
@@ -31,8 +37,9 @@ DATABASES = {"dagster": ("DAGSTER_PG_DB", "DAGSTER_PG_USER"), "warehouse": ("WAR
 USERS_ARCHIVE = "gateway-users.tar"
 USERS_DIR = "/var/lib/gateway/users"
 RUN_LABEL = "io.flights-platform"
-# How long restarted services get to become healthy again (slow, busy hosts need minutes).
-WAIT_SECONDS = os.environ.get("RESTORE_WAIT_SECONDS", "600")
+RESTORE_WAIT = settings.seconds(
+    "RESTORE_WAIT_SECONDS", 600, minimum=1,
+    doc="how long restarted services get to become healthy again (slow, busy hosts need minutes)")
 
 
 class Refused(Exception):
@@ -163,6 +170,7 @@ def version_tuple(version: str) -> tuple[int, ...]:
 
 
 def restore(source: Path) -> None:
+    wait_seconds = str(math.ceil(RESTORE_WAIT.get()))  # read before anything is stopped
     manifest = load_manifest(source)
     require_postgres()
     current = dagster_version()
@@ -201,7 +209,7 @@ def restore(source: Path) -> None:
         print(f"restore: dagster instance migrate done (dagster {current})")
     finally:
         if stopped:
-            compose("up", "-d", "--no-build", "--no-recreate", "--no-deps", "--wait", "--wait-timeout", WAIT_SECONDS, *stopped)
+            compose("up", "-d", "--no-build", "--no-recreate", "--no-deps", "--wait", "--wait-timeout", wait_seconds, *stopped)
             print(f"restore: started {', '.join(stopped)} again")
     print(f"restore: {source} restored into {project}")
 
@@ -226,3 +234,5 @@ if __name__ == "__main__":
     except Refused as refused:
         print(f"{sys.argv[1]} refused: {refused}", file=sys.stderr)
         sys.exit(1)
+    except settings.SettingError as exc:
+        raise SystemExit(f"{sys.argv[1]}: {exc}") from None

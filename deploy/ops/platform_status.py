@@ -2,67 +2,53 @@
 """Health of the Dagster platform, read from the instance storage: daemon heartbeat age per
 required daemon type, the run queue, and runs stuck in STARTING/CANCELING.
 
-Dagster's own UI waits 1800 s before calling a silent daemon unhealthy; this check uses
+Dagster's own UI waits 1800 s before calling a silent daemon unhealthy; the daemon verdict here is
+platform_core.daemon_health's, the same the patched UI and the daemon's healthcheck give, with
 thresholds short enough to notice a stopped daemon within a minute. `make status` runs it once;
 the `watchdog` service (platform_watchdog.py) runs it in a loop and alerts on transitions.
 
-Exit codes: 0 healthy, 1 unhealthy, 2 the storage cannot be reached (or the instance cannot be
-loaded). `--json` prints the same report for machines. Runs in the instance image
-(flights-platform/dagster), whose entrypoint renders $DAGSTER_HOME/dagster.yaml."""
+Exit codes: 0 healthy, 1 unhealthy (or a malformed setting), 2 the storage cannot be reached (or
+the instance cannot be loaded). `--json` prints the same report for machines. Runs in the
+instance image (flights-platform/dagster), whose entrypoint renders $DAGSTER_HOME/dagster.yaml."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
+from platform_core import daemon_health, dagster_storage, settings
+
 EXIT_HEALTHY, EXIT_UNHEALTHY, EXIT_UNREACHABLE = 0, 1, 2
 
-# Each daemon type (thread) heartbeats every 30 s, after its next yield: under load one type can
-# be a minute late while the process is fine. A stopped process silences all of them, so "down"
-# is judged on the NEWEST heartbeat of any type: 40 s of that silence plus one watchdog interval
-# (15 s) alerts a stopped daemon within 60 s even if it heartbeated just before it stopped, and a
-# live daemon (8 types, staggered) never comes close. One silent type is a stuck thread, judged
-# on its own heartbeat with a longer threshold.
-DEFAULT_HEARTBEAT_SECONDS = 40.0
-DEFAULT_THREAD_SECONDS = 300.0
 # Run monitoring fails runs stuck in STARTING/CANCELING after 180 s (dagster.yaml); warn before.
-DEFAULT_STUCK_SECONDS = 120.0
+STUCK_RUN_ALERT = settings.seconds(
+    "STUCK_RUN_ALERT_SECONDS", 120, doc="a run in STARTING/CANCELING longer than this is reported stuck")
 # 0 = off: a backfill legitimately keeps runs queued for hours behind the concurrency limits.
-DEFAULT_QUEUED_SECONDS = 0.0
+QUEUED_RUN_ALERT = settings.seconds(
+    "QUEUED_RUN_ALERT_SECONDS", 0, doc="the oldest QUEUED run waiting longer than this is reported; 0 = off")
+DAGSTER_HOME = settings.text("DAGSTER_HOME", doc="the instance directory (read by Dagster; named in messages)")
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
-    thread_seconds: float = DEFAULT_THREAD_SECONDS
-    stuck_seconds: float = DEFAULT_STUCK_SECONDS
-    queued_seconds: float = DEFAULT_QUEUED_SECONDS
+    heartbeat_seconds: float = daemon_health.Thresholds.heartbeat_seconds
+    thread_seconds: float = daemon_health.Thresholds.thread_seconds
+    stuck_seconds: float = STUCK_RUN_ALERT.default
+    queued_seconds: float = QUEUED_RUN_ALERT.default
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> Thresholds:
-        def seconds(name: str, default: float) -> float:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise SystemExit(f"{name} must be a number of seconds, got {raw!r}") from None
-            if value < 0:
-                raise SystemExit(f"{name} must not be negative, got {raw!r}")
-            return value
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Thresholds:
+        daemon = daemon_health.Thresholds.from_env(env)
+        return cls(heartbeat_seconds=daemon.heartbeat_seconds, thread_seconds=daemon.thread_seconds,
+                   stuck_seconds=STUCK_RUN_ALERT.get(env), queued_seconds=QUEUED_RUN_ALERT.get(env))
 
-        return cls(
-            heartbeat_seconds=seconds("DAEMON_HEARTBEAT_ALERT_SECONDS", DEFAULT_HEARTBEAT_SECONDS),
-            thread_seconds=seconds("DAEMON_THREAD_ALERT_SECONDS", DEFAULT_THREAD_SECONDS),
-            stuck_seconds=seconds("STUCK_RUN_ALERT_SECONDS", DEFAULT_STUCK_SECONDS),
-            queued_seconds=seconds("QUEUED_RUN_ALERT_SECONDS", DEFAULT_QUEUED_SECONDS),
-        )
+    @property
+    def daemon(self) -> daemon_health.Thresholds:
+        return daemon_health.Thresholds(self.heartbeat_seconds, self.thread_seconds)
 
 
 @dataclass(frozen=True)
@@ -109,41 +95,21 @@ class Report:
 
 
 def classify(snapshot: Snapshot, thresholds: Thresholds) -> Report:
-    """Healthy unless the daemon process is silent (no required type heartbeated within the
-    heartbeat threshold), one daemon type is silent beyond the thread threshold, a run sits in
-    STARTING/CANCELING beyond the stuck threshold, or (when switched on) the oldest queued run
-    waits beyond the queued threshold."""
+    """Healthy unless daemon_health says otherwise (the process silent, or one daemon type silent
+    beyond the thread threshold), a run sits in STARTING/CANCELING beyond the stuck threshold, or
+    (when switched on) the oldest queued run waits beyond the queued threshold."""
     now = snapshot.now
     reasons: list[str] = []
 
-    ages = {t: (None if snapshot.heartbeats.get(t) is None else max(0.0, now - snapshot.heartbeats[t]))
-            for t in snapshot.required_daemons}
-    known = [a for a in ages.values() if a is not None]
-    newest = min(known) if known else None
-    process_alive = newest is not None and newest <= thresholds.heartbeat_seconds
-    if snapshot.required_daemons and not process_alive:
-        reasons.append(
-            "dagster-daemon not heartbeating: "
-            + ("no daemon type has ever heartbeated" if newest is None else
-               f"the newest heartbeat of any daemon type is {newest:.0f}s old")
-            + f" (threshold {thresholds.heartbeat_seconds:.0f}s); schedules, sensors and the run queue "
-            f"are stalled (is the `daemon` service running?) [{', '.join(snapshot.required_daemons)}]"
-        )
-
-    daemons = []
-    silent_threads: list[str] = []
-    for daemon_type, age in ages.items():
-        thread_ok = age is not None and age <= thresholds.thread_seconds
-        daemons.append({"daemon_type": daemon_type, "last_heartbeat": snapshot.heartbeats.get(daemon_type),
-                        "age_seconds": None if age is None else round(age, 1),
-                        "healthy": process_alive and thread_ok})
-        if process_alive and not thread_ok:
-            silent_threads.append(daemon_type if age is None else f"{daemon_type} ({age:.0f}s)")
-    if silent_threads:
-        reasons.append(
-            f"dagster-daemon thread(s) stuck: no heartbeat within {thresholds.thread_seconds:.0f}s from "
-            f"{', '.join(silent_threads)} while the other daemon types are alive"
-        )
+    ages = {t: max(0.0, now - snapshot.heartbeats[t]) for t in snapshot.required_daemons
+            if snapshot.heartbeats.get(t) is not None}
+    verdict = daemon_health.judge(ages, snapshot.required_daemons, thresholds.daemon)
+    if not verdict.healthy:
+        reasons.append(verdict.message)
+    daemons = [{"daemon_type": t, "last_heartbeat": snapshot.heartbeats.get(t),
+                "age_seconds": None if t not in ages else round(ages[t], 1),
+                "healthy": verdict.type_healthy(t)}
+               for t in snapshot.required_daemons]
 
     oldest_age = None if snapshot.oldest_queued is None else max(0.0, now - snapshot.oldest_queued)
     queue = {"depth": snapshot.queued_count,
@@ -181,10 +147,9 @@ def unreachable(problem: str, thresholds: Thresholds, now: float | None = None) 
                   thresholds=asdict(thresholds), checked_at=time.time() if now is None else now)
 
 
-def storage_target(env: Mapping[str, str] = os.environ) -> str:
+def storage_target(env: Mapping[str, str] | None = None) -> str:
     """Where the instance's storage is, for messages (never the password)."""
-    return (f"Postgres {env.get('DAGSTER_PG_USER', '?')}@{env.get('DAGSTER_PG_HOST', '?')}:"
-            f"{env.get('DAGSTER_PG_PORT', '5432')}/{env.get('DAGSTER_PG_DB', '?')}")
+    return dagster_storage.describe(env)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -260,7 +225,7 @@ def check_once(thresholds: Thresholds) -> Report:
         return unreachable(f"cannot reach the Dagster storage ({storage_target()}): {describe_error(exc)}",
                            thresholds)
     except Exception as exc:  # noqa: BLE001 - no DAGSTER_HOME, bad dagster.yaml: also "cannot check"
-        return unreachable(f"cannot load the Dagster instance (DAGSTER_HOME={os.environ.get('DAGSTER_HOME')!r}): "
+        return unreachable(f"cannot load the Dagster instance (DAGSTER_HOME={DAGSTER_HOME.get()!r}): "
                            f"{describe_error(exc)}", thresholds)
     try:
         return evaluate(instance, thresholds)
@@ -294,7 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
-    report = check_once(Thresholds.from_env())
+    try:
+        thresholds = Thresholds.from_env()
+    except settings.SettingError as exc:
+        raise SystemExit(f"platform_status: {exc}") from None
+    report = check_once(thresholds)
     print(json.dumps(report.to_dict(), indent=2) if args.json else render_table(report))
     if report.state == "unreachable" and not args.json:
         print(f"platform_status: {report.reasons[0]}", file=sys.stderr)

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """The `watchdog` service: every WATCHDOG_INTERVAL_SECONDS it evaluates platform_status, POSTs a
 JSON alert to ALERT_WEBHOOK_URL when the platform turns unhealthy and again when it recovers,
-and removes exited run containers of this project once they are RUN_CONTAINER_KEEP_MINUTES old.
-On SIGTERM (`docker compose stop/down`) it removes every exited run container of the project,
-so they do not outlive the stack.
+and removes exited run containers of this project (PLATFORM_PROJECT, the compose project) once
+they are RUN_CONTAINER_KEEP_MINUTES old. On SIGTERM (`docker compose stop/down`) it removes every
+exited run container of the project, so they do not outlive the stack.
 
 Not named watchdog.py: Dagster imports the `watchdog` package, which a script of that name next
 to it would shadow. `--healthcheck` checks the loop's heartbeat file without importing Dagster."""
@@ -23,20 +23,28 @@ import urllib.request
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from platform_core import settings
+
 PROJECT_LABEL = "io.flights-platform.project"
 ROLE_LABEL = "io.flights-platform.role"
-HEARTBEAT_FILE = os.environ.get("WATCHDOG_HEARTBEAT_FILE", "/tmp/watchdog.heartbeat")
 PRUNABLE_STATES = ("exited", "dead")
 
+HEARTBEAT_FILE = settings.text(
+    "WATCHDOG_HEARTBEAT_FILE", "/tmp/watchdog.heartbeat", doc="the loop touches it; --healthcheck reads its age")
+INTERVAL = settings.seconds("WATCHDOG_INTERVAL_SECONDS", 15, minimum=1, doc="time between two checks")
+STARTUP_GRACE = settings.seconds(
+    "WATCHDOG_STARTUP_GRACE_SECONDS", 300,
+    doc="after start, no unhealthy alert until the platform was healthy once or this passed")
+KEEP_MINUTES = settings.number(
+    "RUN_CONTAINER_KEEP_MINUTES", 60, minimum=0, doc="exited run containers are removed after this many minutes")
+WEBHOOK_URL = settings.text("ALERT_WEBHOOK_URL", doc="alerts are POSTed here as JSON; unset = alerting off")
+# Declared exactly as render_dagster_yaml.py does (it labels the run containers with it), so both
+# read one setting: compose sets it for every instance service.
+PROJECT = settings.text(
+    "PLATFORM_PROJECT", required=True,
+    doc="the compose project: run containers join its network and carry its label; the watchdog prunes only those")
+
 log = logging.getLogger("watchdog")
-
-
-def env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
 
 
 def parse_docker_time(value: str) -> float | None:
@@ -154,19 +162,20 @@ class RunContainerPruner:
 
 
 def write_heartbeat(iteration: int, report) -> None:
-    tmp = f"{HEARTBEAT_FILE}.tmp"
-    with open(tmp, "w") as handle:
+    path = HEARTBEAT_FILE.get()
+    with open(f"{path}.tmp", "w") as handle:
         json.dump({"iteration": iteration, "time": time.time(), "state": report.state}, handle)
-    os.replace(tmp, HEARTBEAT_FILE)
+    os.replace(f"{path}.tmp", path)
 
 
 def healthcheck() -> int:
     """Healthy while the loop keeps writing its heartbeat file (3 intervals + 30 s slack)."""
-    limit = 3 * env_float("WATCHDOG_INTERVAL_SECONDS", 15) + 30
+    limit = 3 * INTERVAL.get() + 30
+    path = HEARTBEAT_FILE.get()
     try:
-        age = time.time() - os.path.getmtime(HEARTBEAT_FILE)
+        age = time.time() - os.path.getmtime(path)
     except OSError:
-        print(f"no heartbeat file {HEARTBEAT_FILE}")
+        print(f"no heartbeat file {path}")
         return 1
     print(f"last loop {age:.0f}s ago (limit {limit:.0f}s)")
     return 0 if age <= limit else 1
@@ -181,11 +190,11 @@ def run() -> int:
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
-    interval = env_float("WATCHDOG_INTERVAL_SECONDS", 15)
-    keep_seconds = env_float("RUN_CONTAINER_KEEP_MINUTES", 60) * 60
-    grace = env_float("WATCHDOG_STARTUP_GRACE_SECONDS", 300)
-    url = os.environ.get("ALERT_WEBHOOK_URL", "").strip()
-    project = os.environ.get("WATCHDOG_PROJECT", "").strip() or "flights"
+    interval = INTERVAL.get()
+    keep_seconds = KEEP_MINUTES.get() * 60
+    grace = STARTUP_GRACE.get()
+    url = WEBHOOK_URL.get() or ""
+    project = PROJECT.get()
     thresholds = platform_status.Thresholds.from_env()
 
     stop = threading.Event()
@@ -257,5 +266,12 @@ def run() -> int:
     return 0
 
 
+def main(argv: list[str]) -> int:
+    try:
+        return healthcheck() if argv == ["--healthcheck"] else run()
+    except settings.SettingError as exc:
+        raise SystemExit(f"watchdog: {exc}") from None
+
+
 if __name__ == "__main__":
-    sys.exit(healthcheck() if sys.argv[1:] == ["--healthcheck"] else run())
+    sys.exit(main(sys.argv[1:]))

@@ -1,10 +1,19 @@
-"""Both code locations load and validate, their asset specs match the committed snapshots, and
-reporting joins ingestion only through the asset-key contract."""
+"""Every registered code location (dg.toml, via platform_core.locations) loads and validates and
+its asset specs match its committed snapshot, so a newly registered location is tested here
+without a line of this file changing; reporting joins ingestion only through the asset-key
+contract.
+
+Snapshots: tests/code_locations/snapshots/<location>_assets.json. Write or refresh them with
+
+    UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/code_locations/test_definitions.py -k snapshot
+
+and commit the files (review the diff: keys, deps, partitions and groups are a contract)."""
 
 import difflib
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +26,11 @@ from dagster._core.definitions.partitions.definition import TimeWindowPartitions
 from flights_shared.asset_keys import AIRLINES, FLIGHTS, INGESTION_PREFIX, REPORTING_PREFIX
 from flights_shared.postgres_io_manager import PARTITION_EXPR_METADATA, PostgresPandasIOManager
 from flights_shared.warehouse import WarehouseResource
+from platform_core import locations as registry
+from platform_core.locations import Location
 
-LOCATIONS = ["ingestion", "reporting"]
+LOCATIONS = registry.load()
+BY_NAME = {location.name: location for location in LOCATIONS}
 # Reporting assets partitioned by day like ingestion/flights (the monthly and whole-history
 # ones depend on the days but are partitioned by month / not at all).
 REPORTING_DAILY_ASSETS = ["daily_delay_summary", "weather_delay_link"]
@@ -31,17 +43,40 @@ PLACEHOLDER_ENV = {
     "WAREHOUSE_USER": "placeholder_user",
     "WAREHOUSE_PASSWORD": "placeholder-password",
 }
+# ${NAME}, ${NAME:-default}, ${NAME-default} in a location's [tool.flights-platform.location] env.
+COMPOSE_VARIABLE = re.compile(r"\$\{[A-Z0-9_]+(?::?-([^}]*))?\}")
+
+
+def snapshot_command(name: str) -> str:
+    return f"UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/code_locations/test_definitions.py -k 'snapshot and {name}'"
+
+
+def deployed_env() -> dict[str, str]:
+    """The warehouse placeholders plus every location's own env as its code server gets it with
+    no deployment setting (compose defaults: "${RUN_RETENTION_DAYS:-}" -> "")."""
+    env = dict(PLACEHOLDER_ENV)
+    for location in LOCATIONS:
+        for name, value in {**location.env, **location.code_server_env}.items():
+            env[name] = COMPOSE_VARIABLE.sub(lambda m: m.group(1) or "", value)
+    return env
 
 
 @pytest.fixture
 def placeholder_env(monkeypatch) -> dict[str, str]:
-    for name, value in PLACEHOLDER_ENV.items():
+    env = deployed_env()
+    for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return PLACEHOLDER_ENV
+    return env
 
 
-def location_defs(location: str) -> Definitions:
-    return importlib.import_module(f"{location}.definitions").defs
+def location_defs(location: Location | str) -> Definitions:
+    if isinstance(location, str):
+        location = BY_NAME[location]
+    return importlib.import_module(location.definitions_module).defs
+
+
+def location_ids(location: Location) -> str:
+    return location.name
 
 
 def defined_asset_keys(defs: Definitions) -> set:
@@ -52,35 +87,61 @@ def defined_asset_keys(defs: Definitions) -> set:
 # --- loading ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("location", LOCATIONS)
+@pytest.mark.parametrize("location", LOCATIONS, ids=location_ids)
 def test_defs_load_and_validate(location, placeholder_env):
-    """What the code server does on start: build the repository and validate it."""
+    """What the code server does on start: build the repository and validate it. Each location
+    owns the asset keys under its own name (also its warehouse schema and UI prefix)."""
     defs = location_defs(location)
     Definitions.validate_loadable(defs)
     repo = defs.get_repository_def()
-    assert {k.path[0] for k in defined_asset_keys(defs)} == {location}
-    assert repo.get_implicit_global_asset_job_def() is not None
+    keys = defined_asset_keys(defs)
+    assert all(k.path[0] == location.name for k in keys), sorted(k.to_user_string() for k in keys)
+    if keys:
+        assert repo.get_implicit_global_asset_job_def() is not None
 
 
-@pytest.mark.parametrize("location", LOCATIONS)
+def test_no_asset_key_is_defined_by_two_locations(placeholder_env):
+    owners: dict[AssetKey, str] = {}
+    for location in LOCATIONS:
+        for key in defined_asset_keys(location_defs(location)):
+            assert key not in owners, f"{key.to_user_string()} defined by {owners[key]} and {location.name}"
+            owners[key] = location.name
+
+
+def warehouses_of(defs: Definitions) -> list:
+    """Every warehouse resource a location wires: its own and its IO manager's."""
+    found = [r for r in defs.resources.values() if isinstance(r, WarehouseResource)]
+    found += [r.warehouse for r in defs.resources.values() if isinstance(r, PostgresPandasIOManager)]
+    return found
+
+
+@pytest.mark.parametrize("location", LOCATIONS, ids=location_ids)
 def test_warehouse_is_configured_from_env_at_run_time(location, placeholder_env):
-    """No connection value may be baked in at import time: each comes from a WAREHOUSE_* variable."""
+    """No connection value may be baked in at import time: each comes from a WAREHOUSE_* variable.
+    (A location without a warehouse, like platform, has nothing to bake in.)"""
     defs = location_defs(location)
-    io_manager = defs.resources["io_manager"]
-    assert isinstance(io_manager, PostgresPandasIOManager)
-    warehouse = io_manager.warehouse
-    if location == "reporting":
-        assert defs.resources["warehouse"] is warehouse
-    for field in ("host", "port", "dbname", "user", "password"):
-        assert isinstance(getattr(warehouse, field), (EnvVar, IntEnvVar)), field
-    resolved = warehouse.process_config_and_initialize()
-    assert isinstance(resolved, WarehouseResource)
-    assert (resolved.host, resolved.port, resolved.dbname, resolved.user, resolved.password) == (
-        "warehouse.invalid", 6543, "placeholder_db", "placeholder_user", "placeholder-password"
-    )  # fmt: skip
+    warehouses = warehouses_of(defs)
+    if "io_manager" in defs.resources and isinstance(defs.resources["io_manager"], PostgresPandasIOManager):
+        # One warehouse per location: the IO manager's is the one its assets query too.
+        assert all(w is defs.resources["io_manager"].warehouse for w in warehouses)
+    for warehouse in warehouses:
+        for field in ("host", "port", "dbname", "user", "password"):
+            assert isinstance(getattr(warehouse, field), (EnvVar, IntEnvVar)), field
+        resolved = warehouse.process_config_and_initialize()
+        assert isinstance(resolved, WarehouseResource)
+        assert (resolved.host, resolved.port, resolved.dbname, resolved.user, resolved.password) == (
+            "warehouse.invalid", 6543, "placeholder_db", "placeholder_user", "placeholder-password"
+        )  # fmt: skip
 
 
-@pytest.mark.parametrize("location", LOCATIONS)
+def test_ingestion_and_reporting_write_through_the_warehouse_io_manager(placeholder_env):
+    for name in ("ingestion", "reporting"):
+        assert isinstance(location_defs(name).resources["io_manager"], PostgresPandasIOManager), name
+    reporting = location_defs("reporting").resources
+    assert reporting["warehouse"] is reporting["io_manager"].warehouse
+
+
+@pytest.mark.parametrize("location", LOCATIONS, ids=location_ids)
 def test_dagster_cli_validates_location(location, tmp_path):
     """`dagster definitions validate` is the loader the deployment uses; it must exit 0."""
     dagster_home = tmp_path / "dagster_home"
@@ -88,11 +149,11 @@ def test_dagster_cli_validates_location(location, tmp_path):
     (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("WAREHOUSE_", "DAGSTER_"))},
-        **PLACEHOLDER_ENV,
+        **deployed_env(),
         "DAGSTER_HOME": str(dagster_home),
     }
     result = subprocess.run(
-        [str(DAGSTER_CLI), "definitions", "validate", "-m", f"{location}.definitions"],
+        [str(DAGSTER_CLI), "definitions", "validate", "-m", location.definitions_module],
         cwd=tmp_path,  # keep the repo's .env (real passwords) out of the subprocess
         env=env,
         capture_output=True,
@@ -102,7 +163,7 @@ def test_dagster_cli_validates_location(location, tmp_path):
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert f"Validation successful for code location {location}.definitions" in output
+    assert f"Validation successful for code location {location.definitions_module}" in output
 
 
 # --- cross-location contract ------------------------------------------------------------------
@@ -186,18 +247,27 @@ def asset_summary(defs: Definitions) -> list[dict]:
     ]
 
 
-@pytest.mark.parametrize("location", LOCATIONS)
-def test_asset_specs_match_snapshot(location):
+def snapshot_path(name: str) -> Path:
+    return SNAPSHOT_DIR / f"{name}_assets.json"
+
+
+@pytest.mark.parametrize("location", LOCATIONS, ids=location_ids)
+def test_asset_specs_match_snapshot(location, placeholder_env):
     """Keys, deps, partitions and groups are the contract other locations and the UI rely on;
     changing them must be a deliberate snapshot update (UPDATE_SNAPSHOTS=1)."""
     actual = json.dumps(asset_summary(location_defs(location)), indent=2, sort_keys=True) + "\n"
-    path = SNAPSHOT_DIR / f"{location}_assets.json"
+    path = snapshot_path(location.name)
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(actual)
         return
     if not path.is_file():
-        pytest.fail(f"no snapshot at {path}; create it with UPDATE_SNAPSHOTS=1", pytrace=False)
+        pytest.fail(
+            f"code location {location.name!r} ({location.path}) has no asset snapshot at "
+            f"{path.relative_to(SNAPSHOT_DIR.parents[2])}: write it with\n    {snapshot_command(location.name)}\n"
+            "then review and commit the file.",
+            pytrace=False,
+        )
     expected = path.read_text()
     if actual != expected:
         diff = "".join(
@@ -205,11 +275,17 @@ def test_asset_specs_match_snapshot(location):
                 expected.splitlines(keepends=True),
                 actual.splitlines(keepends=True),
                 fromfile=f"{path.name} (committed)",
-                tofile=f"{location} (current definitions)",
+                tofile=f"{location.name} (current definitions)",
             )
         )
         pytest.fail(
-            f"asset specs of {location} differ from {path}; if intended, rerun with "
-            f"UPDATE_SNAPSHOTS=1 and commit the file.\n{diff}",
+            f"asset specs of {location.name} differ from {path}; if intended, rerun with\n    "
+            f"{snapshot_command(location.name)}\nand commit the file.\n{diff}",
             pytrace=False,
         )
+
+
+def test_every_snapshot_belongs_to_a_registered_location():
+    """A removed location leaves no stale snapshot behind."""
+    stale = sorted(p.name for p in SNAPSHOT_DIR.glob("*_assets.json") if p.name.removesuffix("_assets.json") not in BY_NAME)
+    assert not stale, f"snapshots of locations not registered in dg.toml: {stale}; delete them"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from platform_core import locations
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 SOCKET = "/var/run/docker.sock"
@@ -15,6 +16,8 @@ SOCKET_SERVICES = {"webserver", "daemon"}
 # The watchdog inspects and removes run containers (while that service exists).
 SOCKET_SERVICES_IF_PRESENT = {"watchdog"}
 PUBLISHED = {"gateway"}
+# The code servers, one per registered location (dg.toml).
+CODE_SERVERS = tuple(location.service for location in locations.load())
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}
 VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(?:(:?-)([^}]*)|:?\?[^}]*)?\}")
 
@@ -49,7 +52,7 @@ def test_only_run_launching_services_mount_the_docker_socket(services):
     expected = SOCKET_SERVICES | (SOCKET_SERVICES_IF_PRESENT & services.keys())
     assert mounting <= expected, f"the Docker socket is root on the host; also mounted in {mounting - expected}"
     assert mounting == expected
-    for name in ("gateway", "webserver-viewer", "postgres", "ingestion", "reporting", "replay"):
+    for name in ("gateway", "webserver-viewer", "postgres", *CODE_SERVERS, "replay"):
         assert name not in mounting
 
 
@@ -65,8 +68,12 @@ def test_socket_access_is_by_group_not_privilege(services):
 def test_only_the_gateway_publishes_a_port(services):
     publishing = {name for name, svc in services.items() if svc.get("ports")}
     assert publishing == PUBLISHED
-    for name in ("postgres", "ingestion", "reporting", "webserver", "webserver-viewer", "daemon"):
+    for name in ("postgres", "webserver", "webserver-viewer", "daemon"):
         assert not services[name].get("ports"), f"{name} publishes {services[name]['ports']}"
+    # Code servers may be generated outside this file (compose.locations.yaml): where they are
+    # here, they publish nothing either.
+    for name in CODE_SERVERS:
+        assert not services.get(name, {}).get("ports"), f"{name} publishes {services[name]['ports']}"
 
 
 def test_gateway_binds_to_loopback_by_default(services):

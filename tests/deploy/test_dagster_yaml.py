@@ -17,9 +17,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "dagster.yaml"
 RENDER_SCRIPT = REPO_ROOT / "deploy" / "docker" / "render_dagster_yaml.py"
 
+# What compose passes (PLATFORM_PROJECT always; the rest as "" unless .env sets them).
 SAMPLE_ENV = {
-    "DAGSTER_MAX_CONCURRENT_RUNS": "6",
-    "DAGSTER_MAX_CONCURRENT_BACKFILL_RUNS": "4",
+    "PLATFORM_PROJECT": "flights",
+    "DAGSTER_MAX_CONCURRENT_RUNS": "",
+    "DAGSTER_MAX_CONCURRENT_BACKFILL_RUNS": "",
     "DAGSTER_MAX_CONCURRENT_AUTOMATION_RUNS": "3",
 }
 # What the instance resolves through {env: NAME} when it starts.
@@ -34,6 +36,8 @@ INSTANCE_ENV = {
 
 
 def load_render_module():
+    from platform_core import settings  # the script declares its settings; a reload re-declares them
+
     spec = importlib.util.spec_from_file_location("render_dagster_yaml", RENDER_SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -106,26 +110,44 @@ def test_render_keeps_secrets_as_env_references(render, template):
     assert INSTANCE_ENV["DAGSTER_PG_PASSWORD"] not in rendered
 
 
-@pytest.mark.parametrize("missing", sorted(SAMPLE_ENV))
-@pytest.mark.parametrize("how", ["unset", "empty"])
-def test_render_fails_naming_the_missing_variable(render, template, missing, how):
-    """A missing limit must stop the container with the variable's name, not start misconfigured."""
-    env = dict(SAMPLE_ENV)
-    if how == "unset":
-        del env[missing]
-    else:
-        env[missing] = ""
-    with pytest.raises(SystemExit) as excinfo:
-        render(template, env)
-    message = str(excinfo.value.code)
-    assert missing in message
-    assert all(name not in message for name in SAMPLE_ENV if name != missing)
+def test_blank_settings_take_the_declared_defaults(config):
+    limits = {entry["key"]: entry["limit"] for entry in config["run_coordinator"]["config"]["tag_concurrency_limits"]}
+    assert config["run_coordinator"]["config"]["max_concurrent_runs"] == 6
+    assert limits == {"dagster/backfill": 4, "dagster/from_automation_condition": 3}
 
 
-def test_sample_env_covers_every_placeholder(template):
-    """Keeps SAMPLE_ENV (and so the tests above) in step with the template's placeholders."""
-    placeholders = set(load_render_module().PLACEHOLDER.findall(template))
-    assert placeholders == set(SAMPLE_ENV)
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("DAGSTER_MAX_CONCURRENT_RUNS", "many", "whole number"),
+    ("DAGSTER_MAX_CONCURRENT_RUNS", "0", ">= 1"),
+    ("RUN_MEM_LIMIT", "lots", "memory size"),
+    ("RUN_CPUS", "-1", ">= 0.01"),
+    ("RUN_PIDS_LIMIT", "3", ">= 16"),
+    ("PLATFORM_PROJECT", "", "PLATFORM_PROJECT"),
+])
+def test_render_refuses_a_bad_value_naming_the_variable(render, template, name, value, expected):
+    """A bad setting stops the container with the variable's name, not start misconfigured."""
+    module = load_render_module()
+    with pytest.raises(module.settings.SettingError) as excinfo:
+        render(template, {**SAMPLE_ENV, name: value})
+    assert name in str(excinfo.value) and expected in str(excinfo.value)
+
+
+def test_every_placeholder_is_declared(template):
+    """Each ${NAME} of the template has a declared setting behind it in render_dagster_yaml.py."""
+    module = load_render_module()
+    assert set(module.PLACEHOLDER.findall(template)) == set(module.values(SAMPLE_ENV))
+
+
+def test_the_run_contract_is_rendered(config):
+    """What every run container gets: network, labels, limits, no capabilities (dagster.yaml)."""
+    launcher = config["run_launcher"]["config"]
+    kwargs = launcher["container_kwargs"]
+    assert launcher["networks"] == ["flights_platform"]
+    assert kwargs["labels"]["io.flights-platform.project"] == "flights"
+    assert (kwargs["mem_limit"], kwargs["nano_cpus"], kwargs["pids_limit"]) == ("1g", 1_000_000_000, 512)
+    assert kwargs["cap_drop"] == ["ALL"] and kwargs["security_opt"] == ["no-new-privileges:true"]
+    assert kwargs["mounts"] == [{"Type": "volume", "Source": "flights_compute_logs", "Target": "/opt/dagster/compute_logs"}]
+    assert {"WAREHOUSE_PASSWORD", "DAGSTER_PG_PASSWORD"} <= set(launcher["env_vars"])
 
 
 # --- validity for this Dagster version ----------------------------------------------------------

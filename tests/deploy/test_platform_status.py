@@ -1,11 +1,15 @@
 """The platform status check (deploy/ops/platform_status.py) and the watchdog's decisions
 (deploy/ops/platform_watchdog.py): classification, alert transitions and which run containers
-are pruned, as pure functions; then the real reads against a throwaway Postgres instance."""
+are pruned, as pure functions; then the real reads against a throwaway Postgres instance, where
+the daemon container's healthcheck (deploy/docker/daemon_healthcheck.py) must agree with them."""
 
 import importlib.util
 import json
+import os
+import re
 import secrets
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,6 +17,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 from psycopg2 import sql
+
+from platform_core import daemon_health
+from platform_core.settings import SettingError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OPS = REPO_ROOT / "deploy" / "ops"
@@ -28,6 +35,9 @@ def _load(name: str):
 
 status = _load("platform_status")
 watchdog = _load("platform_watchdog")
+_spec = importlib.util.spec_from_file_location("daemon_healthcheck", REPO_ROOT / "deploy/docker/daemon_healthcheck.py")
+daemon_healthcheck = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(daemon_healthcheck)
 
 NOW = 1_800_000_000.0
 DAEMONS = ["SENSOR", "BACKFILL", "SCHEDULER", "QUEUED_RUN_COORDINATOR", "MONITORING"]
@@ -113,13 +123,31 @@ def test_queue_age_alert_is_off_by_default_and_works_when_set():
 
 
 def test_thresholds_from_env():
-    t = status.Thresholds.from_env({"DAEMON_HEARTBEAT_ALERT_SECONDS": "25", "STUCK_RUN_ALERT_SECONDS": "",
-                                    "QUEUED_RUN_ALERT_SECONDS": "900", "DAEMON_THREAD_ALERT_SECONDS": "600"})
+    """The daemon thresholds are platform_core.daemon_health's, the ones the UI and the daemon
+    healthcheck use too; the run thresholds are this check's own."""
+    t = status.Thresholds.from_env({"DAEMON_HEARTBEAT_TOLERANCE_SECONDS": "25", "STUCK_RUN_ALERT_SECONDS": "",
+                                    "QUEUED_RUN_ALERT_SECONDS": "15m",
+                                    "DAEMON_THREAD_HEARTBEAT_TOLERANCE_SECONDS": "600"})
     assert t == status.Thresholds(heartbeat_seconds=25, thread_seconds=600, stuck_seconds=120, queued_seconds=900)
-    with pytest.raises(SystemExit, match="DAEMON_HEARTBEAT_ALERT_SECONDS must be a number"):
-        status.Thresholds.from_env({"DAEMON_HEARTBEAT_ALERT_SECONDS": "soon"})
-    with pytest.raises(SystemExit, match="must not be negative"):
+    assert t.daemon == daemon_health.Thresholds(heartbeat_seconds=25, thread_seconds=600)
+    assert status.Thresholds.from_env({}) == DEFAULTS
+    assert DEFAULTS.daemon == daemon_health.Thresholds()
+    with pytest.raises(SettingError, match="DAEMON_HEARTBEAT_TOLERANCE_SECONDS must be a duration"):
+        status.Thresholds.from_env({"DAEMON_HEARTBEAT_TOLERANCE_SECONDS": "soon"})
+    with pytest.raises(SettingError, match="STUCK_RUN_ALERT_SECONDS must be .* >= 0, got '-1'"):
         status.Thresholds.from_env({"STUCK_RUN_ALERT_SECONDS": "-1"})
+
+
+def test_a_malformed_setting_exits_non_zero_naming_it(monkeypatch):
+    monkeypatch.setenv("QUEUED_RUN_ALERT_SECONDS", "later")
+    with pytest.raises(SystemExit) as exited:
+        status.main([])
+    assert "QUEUED_RUN_ALERT_SECONDS" in str(exited.value.code) and "'later'" in str(exited.value.code)
+    monkeypatch.setenv("WATCHDOG_INTERVAL_SECONDS", "0")
+    with pytest.raises(SystemExit) as exited:
+        watchdog.main(["--healthcheck"])
+    assert "WATCHDOG_INTERVAL_SECONDS must be a duration in seconds" in str(exited.value.code)
+    assert ">= 1, got '0'" in str(exited.value.code)
 
 
 def test_detection_budget_of_the_defaults_is_under_a_minute():
@@ -164,6 +192,14 @@ def test_alert_transitions(last_alerted, healthy, seen_healthy, since_start, exp
     assert watchdog.transition(last_alerted, healthy, seen_healthy, since_start, 120) == expected
 
 
+def test_the_project_is_the_compose_project():
+    """The one run containers are labelled with (dagster.yaml), so only its own are pruned."""
+    assert watchdog.PROJECT.name == "PLATFORM_PROJECT"
+    assert watchdog.PROJECT.get({"PLATFORM_PROJECT": "flights-e2e-1234"}) == "flights-e2e-1234"
+    with pytest.raises(SettingError, match="PLATFORM_PROJECT must be set"):
+        watchdog.PROJECT.get({})
+
+
 def test_alert_payload_names_the_daemons():
     report = status.classify(snapshot({d: 50.0 for d in DAEMONS}, queued=1, oldest_queued_age=20), DEFAULTS)
     payload = watchdog.alert_payload("unhealthy", "flights", report)
@@ -195,15 +231,13 @@ def test_only_exited_containers_past_the_keep_time_are_due():
 
 def test_healthcheck_follows_the_heartbeat_file(tmp_path, monkeypatch):
     beat = tmp_path / "beat"
-    monkeypatch.setattr(watchdog, "HEARTBEAT_FILE", str(beat))
+    monkeypatch.setenv("WATCHDOG_HEARTBEAT_FILE", str(beat))
     monkeypatch.setenv("WATCHDOG_INTERVAL_SECONDS", "5")
     assert watchdog.healthcheck() == 1  # no loop yet
     watchdog.write_heartbeat(3, status.classify(snapshot(), DEFAULTS))
     assert json.loads(beat.read_text())["iteration"] == 3
     assert watchdog.healthcheck() == 0
     old = time.time() - 46  # 3 intervals + 30 s
-    import os
-
     os.utime(beat, (old, old))
     assert watchdog.healthcheck() == 1
 
@@ -215,7 +249,7 @@ def _dagster_home(tmp_path, monkeypatch, pg: dict) -> None:
     render = importlib.util.spec_from_file_location("render_dagster_yaml", REPO_ROOT / "deploy/docker/render_dagster_yaml.py")
     module = importlib.util.module_from_spec(render)
     render.loader.exec_module(module)
-    env = {"DAGSTER_MAX_CONCURRENT_RUNS": "6", "DAGSTER_MAX_CONCURRENT_BACKFILL_RUNS": "4",
+    env = {"PLATFORM_PROJECT": "flights-test", "DAGSTER_MAX_CONCURRENT_RUNS": "6", "DAGSTER_MAX_CONCURRENT_BACKFILL_RUNS": "4",
            "DAGSTER_MAX_CONCURRENT_AUTOMATION_RUNS": "4"}
     text = module.render((REPO_ROOT / "dagster.yaml").read_text(), env)
     text = text.replace("base_dir: /opt/dagster/compute_logs", f"base_dir: {tmp_path / 'compute_logs'}")
@@ -244,7 +278,9 @@ def dagster_db(postgres_server) -> dict:
 
 
 @pytest.mark.postgres
-def test_reads_heartbeats_queue_and_stuck_runs_from_postgres(dagster_db, tmp_path, monkeypatch):
+def test_reads_heartbeats_queue_and_stuck_runs_from_postgres(dagster_db, tmp_path, monkeypatch, capsys):
+    """The daemon container's healthcheck (psycopg2, no Dagster) gives the same daemon verdict
+    on the same storage at every step."""
     from dagster import DagsterRunStatus
     from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
     from dagster._core.storage.dagster_run import DagsterRun
@@ -259,6 +295,8 @@ def test_reads_heartbeats_queue_and_stuck_runs_from_postgres(dagster_db, tmp_pat
         assert "QUEUED_RUN_COORDINATOR" in required and "MONITORING" in required
         report = status.evaluate(instance, DEFAULTS)
         assert not report.healthy and sorted(report.stale_daemons) == sorted(required)  # never heartbeated
+        assert daemon_healthcheck.main() == 1
+        assert "no daemon type has ever heartbeated" in capsys.readouterr().out
 
         now = time.time()
         for daemon_type in required:
@@ -268,6 +306,7 @@ def test_reads_heartbeats_queue_and_stuck_runs_from_postgres(dagster_db, tmp_pat
                                     status=DagsterRunStatus.QUEUED, remote_job_origin=origin))
         report = status.evaluate(instance, DEFAULTS)
         assert report.healthy, report.reasons
+        assert daemon_healthcheck.main() == 0, capsys.readouterr().out
         assert report.queue["depth"] == 2 and report.queue["oldest_age_seconds"] is not None
 
         starting = DagsterRun(job_name="slow_job", run_id=secrets.token_hex(8), status=DagsterRunStatus.STARTING)
@@ -277,14 +316,20 @@ def test_reads_heartbeats_queue_and_stuck_runs_from_postgres(dagster_db, tmp_pat
 
         instance.add_daemon_heartbeat(DaemonHeartbeat(now - 120, "SENSOR", "d1", []))
         assert status.evaluate(instance, DEFAULTS).healthy  # late thread, live process
+        assert daemon_healthcheck.main() == 0, capsys.readouterr().out
         instance.add_daemon_heartbeat(DaemonHeartbeat(now - 400, "SENSOR", "d1", []))
         report = status.evaluate(instance, DEFAULTS)
         assert report.stale_daemons == ["SENSOR"] and report.exit_code == 1
+        capsys.readouterr()
+        assert daemon_healthcheck.main() == 1
+        assert "thread(s) stuck" in capsys.readouterr().out
 
         for daemon_type in required:  # the process stopped
             instance.add_daemon_heartbeat(DaemonHeartbeat(now - 45, daemon_type, "d1", []))
         report = status.evaluate(instance, DEFAULTS)
         assert sorted(report.stale_daemons) == sorted(required) and "not heartbeating" in report.reasons[0]
+        assert daemon_healthcheck.main() == 1
+        assert re.search(r"newest heartbeat of any daemon type is 4[5-9]s old", capsys.readouterr().out)
     finally:
         instance.dispose()
 
@@ -300,67 +345,23 @@ def test_exit_code_2_when_storage_is_unreachable(dagster_db, tmp_path, monkeypat
     assert "cannot reach the Dagster storage" in err and f"127.0.0.1:{closed_port}" in err
     assert status.main(["--json"]) == 2
     assert json.loads(capsys.readouterr().out)["state"] == "unreachable"
+    assert daemon_healthcheck.main() == 1
+    out = capsys.readouterr().out
+    assert f"cannot read the heartbeats from Postgres {dagster_db['user']}@127.0.0.1:{closed_port}/" in out
+    assert dagster_db["password"] not in out
 
 
-# --- the webservers' daemon-health tolerance --------------------------------------------------
-
-
-def test_webserver_launcher_shortens_the_ui_daemon_health_tolerance(monkeypatch):
-    from dagster import DagsterInstance
-    from dagster._core.test_utils import instance_for_test
-    from dagster._daemon.types import DaemonHeartbeat
-
-    spec = importlib.util.spec_from_file_location("webserver_launcher", REPO_ROOT / "deploy/docker/webserver_launcher.py")
-    launcher = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(launcher)
-    monkeypatch.setenv("DAGSTER_DAEMON_HEARTBEAT_TOLERANCE_SECONDS", "")
-    assert launcher.tolerance_from_env() == 20
-    monkeypatch.setenv("DAGSTER_DAEMON_HEARTBEAT_TOLERANCE_SECONDS", "x")
-    with pytest.raises(SystemExit, match="must be a number"):
-        launcher.tolerance_from_env()
-
-    with instance_for_test() as instance:
-        required = instance.get_required_daemon_types()
-        sensor, backfill = "SENSOR", "BACKFILL"
-        assert {sensor, backfill} <= set(required)
-
-        def beat(ages: dict[str, float]) -> None:
-            now = time.time()
-            for daemon_type in required:
-                instance.add_daemon_heartbeat(DaemonHeartbeat(now - ages.get(daemon_type, 5), daemon_type, "d", []))
-
-        beat({t: 55 for t in required})  # the process stopped 55 s ago
-        stock = instance.get_daemon_statuses([sensor, backfill])
-        assert stock[sensor].healthy and stock[backfill].healthy  # Dagster's 1800 s
-        monkeypatch.setattr(DagsterInstance, "get_daemon_statuses", DagsterInstance.get_daemon_statuses)
-        launcher.patch_daemon_tolerance(20, 270)
-        assert not any(s.healthy for s in instance.get_daemon_statuses().values())
-        assert set(instance.get_daemon_statuses()) == set(required)
-
-        beat({sensor: 200})  # alive; one thread late on a busy host: not a flap
-        assert all(s.healthy for s in instance.get_daemon_statuses().values())
-        beat({sensor: 310})  # one thread stuck beyond 30 + 270
-        statuses = instance.get_daemon_statuses()
-        assert not statuses[sensor].healthy and statuses[backfill].healthy
-        assert not instance.get_daemon_statuses([sensor])[sensor].healthy
-
-
-def test_webserver_storage_pool_pings_connections_after_a_postgres_restart():
-    """Pooled webserver connections are checked on checkout (pool_pre_ping), so a restarted
-    Postgres costs no failed request; per-use (NullPool) engines are left as they are."""
-    import importlib
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy" / "docker"))
-    launcher = importlib.import_module("webserver_launcher")
-    launcher.patch_pool_pre_ping()
-    from dagster_postgres.event_log import event_log
-    from dagster_postgres.run_storage import run_storage
-    from dagster_postgres.schedule_storage import schedule_storage
-    from sqlalchemy.pool import NullPool
-
-    url = "postgresql+psycopg2://127.0.0.1:1/none"  # never connected to
-    for module in (event_log, run_storage, schedule_storage):
-        pooled = module.create_pg_engine(url, None, pool_size=1, max_overflow=0, pool_recycle=3600)
-        assert pooled.pool._pre_ping is True
-        assert module.create_pg_engine(url, None, poolclass=NullPool).pool._pre_ping is False
+def test_daemon_healthcheck_never_imports_dagster(tmp_path):
+    """Importing Dagster took 38 s on a loaded host and timed the healthcheck out."""
+    code = ("import runpy, sys\n"
+            "try:\n    runpy.run_path(sys.argv[1], run_name='__main__')\n"
+            "except SystemExit as exc:\n    code = exc.code\n"
+            "print('imported dagster' if any(m.split('.')[0] == 'dagster' for m in sys.modules) else 'no dagster')\n"
+            "sys.exit(code)\n")
+    env = {"PATH": os.environ["PATH"], "DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_DB": "d",
+           "DAGSTER_PG_USER": "u", "DAGSTER_PG_PASSWORD": "p", "DAGSTER_PG_PORT": "not-a-port"}
+    result = subprocess.run([sys.executable, "-c", code, str(REPO_ROOT / "deploy/docker/daemon_healthcheck.py")],
+                            env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "DAGSTER_PG_PORT must be a whole number between 1 and 65535, got 'not-a-port'" in result.stdout
+    assert result.stdout.strip().endswith("no dagster"), result.stdout

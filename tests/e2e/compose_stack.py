@@ -8,7 +8,14 @@ import socket
 import subprocess
 from pathlib import Path
 
+from platform_core import locations
+
 REPO = Path(__file__).resolve().parents[2]
+# Every registered code location (dg.toml): its name (also its image, flights-platform/<name>:dev)
+# and its compose service. Tests about one location's assets name that location instead.
+LOCATIONS = locations.load()
+LOCATION_NAMES = [location.name for location in LOCATIONS]
+LOCATION_SERVICES = [location.service for location in LOCATIONS]
 RUN_LABEL = "io.flights-platform.project"
 REPLAY_SECONDS_PER_DAY = 3
 REPLAY_END = "2013-01-05"
@@ -21,9 +28,12 @@ def free_port() -> int:
 
 
 class ComposeStack:
-    def __init__(self, project: str, workdir: Path, extra_env: dict[str, str] | None = None):
-        """extra_env: more lines for the stack's env file (overrides of .env.example settings)."""
+    def __init__(self, project: str, workdir: Path, extra_env: dict[str, str] | None = None,
+                 repo: Path = REPO):
+        """extra_env: more lines for the stack's env file (overrides of .env.example settings);
+        repo: the checkout to bring up (a copy with a location of a test's own, say)."""
         self.project = project
+        self.repo = repo
         self.port = free_port()
         self.admin = ("admin", secrets.token_urlsafe(18))
         self.env_file = workdir / f"{project}.env"
@@ -56,21 +66,23 @@ class ComposeStack:
         return f"http://127.0.0.1:{self.port}"
 
     def compose(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
-        cmd = ["docker", "compose", "--project-directory", str(REPO), "-p", self.project,
+        cmd = ["docker", "compose", "--project-directory", str(self.repo), "-p", self.project,
                "--env-file", str(self.env_file), *args]
-        result = subprocess.run(cmd, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(cmd, cwd=self.repo, env=self.env, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result
 
     def up(self) -> None:
+        # The code-location services are generated from the registry, as `make up` does.
+        subprocess.run(["make", "-s", "locations"], cwd=self.repo, check=True, capture_output=True)
         self.compose("up", "-d", "--build", "--wait", "--wait-timeout", "300")
 
     def make(self, *args: str, input: str | None = None, check: bool = True,
              timeout: float = 120) -> subprocess.CompletedProcess:
         """A Makefile target (e.g. the documented `make user`) against this stack."""
         env = {**self.env, "COMPOSE_ENV_FILES": str(self.env_file)}
-        result = subprocess.run(["make", "-s", *args], cwd=REPO, env=env, input=input,
+        result = subprocess.run(["make", "-s", *args], cwd=self.repo, env=env, input=input,
                                 capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"make {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")

@@ -4,7 +4,7 @@ import secrets
 
 import pytest
 
-from tests.e2e.compose_stack import ComposeStack
+from tests.e2e.compose_stack import LOCATION_NAMES, ComposeStack
 from tests.e2e.dagster_graphql import DagsterGraphQL
 
 
@@ -26,7 +26,7 @@ def stack(request, tmp_path_factory):
 @pytest.fixture(scope="session")
 def dagster(stack) -> DagsterGraphQL:
     client = DagsterGraphQL(stack.base_url, auth=stack.admin)  # the admin editor, via the gateway
-    client.wait_locations_loaded(["ingestion", "reporting"])
+    client.wait_locations_loaded(LOCATION_NAMES)
     return client
 
 

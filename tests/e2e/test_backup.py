@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.compose_stack import ComposeStack
+from tests.e2e.compose_stack import LOCATION_NAMES, LOCATION_SERVICES, ComposeStack
 from tests.e2e.dagster_graphql import DagsterGraphQL
 
 pytestmark = pytest.mark.compose
@@ -136,7 +136,7 @@ def test_restore_into_a_fresh_stack_brings_back_runs_assets_rows_and_users(stack
 
         # The UI users came back too: the session stack's admin logs in to the restored one.
         restored = DagsterGraphQL(target.base_url, auth=stack.admin)
-        restored.wait_locations_loaded(["ingestion", "reporting"], timeout=300)
+        restored.wait_locations_loaded(LOCATION_NAMES, timeout=300)
         runs = {r["runId"]: r["status"] for r in restored.runs()}
         assert backup["runs"].items() <= runs.items(), {k: (v, runs.get(k)) for k, v in backup["runs"].items()}
         assert runs[finished_run] == "SUCCESS"
@@ -144,7 +144,7 @@ def test_restore_into_a_fresh_stack_brings_back_runs_assets_rows_and_users(stack
         messages = [e.get("message") for e in restored.events(finished_run)]
         assert messages == [e.get("message") for e in dagster.events(finished_run)]
         services = target.services()
-        for name in ("postgres", "webserver", "daemon", "gateway", "ingestion", "reporting"):
+        for name in ("postgres", "webserver", "daemon", "gateway", *LOCATION_SERVICES):
             assert services[name]["State"] == "running", services[name]
     except BaseException:
         print(f"===== compose logs of {target.project} =====\n{target.logs()}")

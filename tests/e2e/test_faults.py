@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from tests.e2e.compose_stack import RUN_LABEL, ComposeStack
+from tests.e2e.compose_stack import LOCATION_NAMES, LOCATION_SERVICES, RUN_LABEL, ComposeStack
 from tests.e2e.dagster_graphql import TERMINAL, DagsterGraphQL
 
 pytestmark = pytest.mark.compose
@@ -73,7 +73,7 @@ def stack(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def dagster(stack) -> DagsterGraphQL:
     client = DagsterGraphQL(stack.base_url, auth=stack.admin, timeout=60)
-    client.wait_locations_loaded(["ingestion", "reporting"], timeout=900)
+    client.wait_locations_loaded(LOCATION_NAMES, timeout=900)
     return client
 
 
@@ -418,11 +418,11 @@ def test_postgres_restart_reconnects_everything_and_loses_no_history(stack, dags
     finished_before = event_counts(stack)
     active = [dagster.launch_asset_run("ingestion", FLIGHTS, day) for day in ("2013-01-06", "2013-01-07")]
     wait_started_with_container(stack, dagster, active[0])
-    services = ("webserver", "webserver-viewer", "daemon", "ingestion", "reporting", "gateway")
+    services = ("webserver", "webserver-viewer", "daemon", *LOCATION_SERVICES, "gateway")
     restarts_before = {s: inspect_state(service_container(stack, s))["RestartCount"] for s in services}
     restarted_wall, t0 = time.time(), time.monotonic()
     stack.compose("restart", "postgres")
-    dagster.wait_locations_loaded(["ingestion", "reporting"], timeout=900)
+    dagster.wait_locations_loaded(LOCATION_NAMES, timeout=900)
     graphql_back = time.monotonic() - t0
 
     final = dagster.wait_for("the runs active during the restart to end", tolerant(lambda: not_stuck(dagster, active)),
@@ -473,7 +473,7 @@ def test_down_and_up_keeps_every_record(stack, dagster):
     stack.compose("down", "--timeout", "20")
     t0 = time.monotonic()
     bring_up(stack)
-    dagster.wait_locations_loaded(["ingestion", "reporting"], timeout=900)
+    dagster.wait_locations_loaded(LOCATION_NAMES, timeout=900)
     recovered = time.monotonic() - t0
 
     runs_after = {r["runId"]: r["status"] for r in dagster.runs()}

@@ -17,6 +17,7 @@ import urllib3
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from tests.e2e.compose_stack import LOCATION_NAMES
 from tests.e2e.dagster_graphql import CAPTURED_LOGS, DagsterGraphQL
 
 pytestmark = pytest.mark.compose
@@ -169,8 +170,8 @@ def test_users_command_lists_users_with_roles(stack, users):
 
 def test_viewer_reads_everything_but_every_mutation_is_refused(viewer, dagster):
     runs_before = {r["runId"] for r in dagster.runs()}
-    entries = viewer.wait_locations_loaded(["ingestion", "reporting"], timeout=60)
-    assert set(entries) >= {"ingestion", "reporting"}
+    entries = viewer.wait_locations_loaded(LOCATION_NAMES, timeout=60)
+    assert set(entries) >= set(LOCATION_NAMES)
     assert viewer.asset_node(["ingestion", "flights"])["repository"]["location"]["name"] == "ingestion"
     permissions = {p["permission"]: p["value"] for p in viewer.query(PERMISSIONS)["permissions"]}
     assert not any(permissions.values()), permissions
@@ -194,7 +195,7 @@ def test_editor_mutations_succeed(editor, editor_run):
     assert permissions["launch_pipeline_execution"] and permissions["wipe_assets"], permissions
     assert editor.query(RELOAD)["reloadRepositoryLocation"]["__typename"] == "WorkspaceLocationEntry"
     assert editor.query(WIPE)["wipeAssets"]["__typename"] == "AssetWipeSuccess"
-    editor.wait_locations_loaded(["ingestion", "reporting"], timeout=120)
+    editor.wait_locations_loaded(LOCATION_NAMES, timeout=120)
     status, seen = editor_run[1]
     assert status == "SUCCESS", seen
 

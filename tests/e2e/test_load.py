@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.e2e.compose_stack import ComposeStack
+from tests.e2e.compose_stack import LOCATION_NAMES, ComposeStack
 from tests.e2e.dagster_graphql import DagsterGraphQL
 from tests.e2e.test_faults import bring_up
 
@@ -47,7 +47,7 @@ def stack(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def dagster(stack) -> DagsterGraphQL:
     client = DagsterGraphQL(stack.base_url, auth=stack.admin, timeout=60)
-    client.wait_locations_loaded(["ingestion", "reporting"], timeout=300)
+    client.wait_locations_loaded(LOCATION_NAMES, timeout=300)
     return client
 
 

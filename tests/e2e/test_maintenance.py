@@ -1,6 +1,6 @@
 """Run retention and bad partition keys on the shared compose stack, through the gateway's
-GraphQL like an operator in the UI: prune_old_runs in a run container against the real
-instance database, and flights launched for days outside 2013."""
+GraphQL like an operator in the UI: prune_old_runs (platform location) in a run container against
+the real instance database, and flights launched for days outside 2013."""
 
 import re
 import uuid
@@ -11,7 +11,8 @@ from tests.e2e.dagster_graphql import LAUNCH, RUN
 
 pytestmark = pytest.mark.compose
 
-JOB = "prune_old_runs"
+# Run retention belongs to the deployment: the platform location (code_locations/platform).
+LOCATION, JOB = "platform", "prune_old_runs"
 
 
 def prune_config(**config) -> dict:
@@ -66,14 +67,14 @@ def test_prune_old_runs_dry_run_then_real_run(stack, dagster):
     # A dry run that matches nothing (retention of 100 years) makes a cheap successful run; a
     # retention of 0 is refused by the job itself, a real failed run.
     aged = [
-        finished(dagster, dagster.launch_job_run("ingestion", JOB, prune_config(retention_days=36500, dry_run=True)), "SUCCESS"),
-        finished(dagster, dagster.launch_job_run("ingestion", JOB, prune_config(retention_days=0)), "FAILURE"),
+        finished(dagster, dagster.launch_job_run(LOCATION, JOB, prune_config(retention_days=36500, dry_run=True)), "SUCCESS"),
+        finished(dagster, dagster.launch_job_run(LOCATION, JOB, prune_config(retention_days=0)), "FAILURE"),
     ]  # fmt: skip
     refused = messages(dagster, aged[1])
     assert any("retention_days must be a whole number of days >= 1, got 0" in m for m in refused), refused
     recent = finished(
         dagster,
-        dagster.launch_job_run("ingestion", JOB, prune_config(retention_days=36500, dry_run=True)),
+        dagster.launch_job_run(LOCATION, JOB, prune_config(retention_days=36500, dry_run=True)),
         "SUCCESS",
     )
     events_of_aged = storage_count(stack, "event_logs", aged)
@@ -92,7 +93,7 @@ def test_prune_old_runs_dry_run_then_real_run(stack, dagster):
     )
     assert old_finished == len(aged)  # nothing else on the shared stack is that old
 
-    dry = finished(dagster, dagster.launch_job_run("ingestion", JOB, prune_config(dry_run=True)), "SUCCESS")
+    dry = finished(dagster, dagster.launch_job_run(LOCATION, JOB, prune_config(dry_run=True)), "SUCCESS")
     assert f"dry run: would delete {len(aged)} run(s) in 1 batch(es)" in "\n".join(messages(dagster, dry))
     assert storage_count(stack, "runs", aged) == len(aged)
     # >=: the daemon may still append to a finished run (the retry daemon notes why it does not
@@ -100,7 +101,7 @@ def test_prune_old_runs_dry_run_then_real_run(stack, dagster):
     assert storage_count(stack, "event_logs", aged) >= events_of_aged
 
     real = finished(
-        dagster, dagster.launch_job_run("ingestion", JOB, prune_config(retention_days=30)), "SUCCESS"
+        dagster, dagster.launch_job_run(LOCATION, JOB, prune_config(retention_days=30)), "SUCCESS"
     )
     log = "\n".join(messages(dagster, real))
     assert re.search(rf"deleted {len(aged)} run\(s\) in 1 batch\(es\); \d+ run\(s\) remain", log), log

@@ -9,10 +9,12 @@ import zlib
 
 import pytest
 
+from tests.e2e.compose_stack import LOCATION_NAMES
+
 pytestmark = pytest.mark.compose
 
 SECRETS = ("POSTGRES_PASSWORD", "DAGSTER_PG_PASSWORD", "WAREHOUSE_PASSWORD", "GATEWAY_ADMIN_PASSWORD")
-IMAGES = ("dagster", "ingestion", "reporting", "gateway")
+IMAGES = ("dagster", *LOCATION_NAMES, "gateway")  # a location's image is named after it
 DAY = "2013-01-01"
 PASSWORD_VALUE = re.compile(r"PASSWORD=[^\s\"',;}\]]")
 

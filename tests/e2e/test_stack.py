@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.compose_stack import LOCATION_NAMES, LOCATION_SERVICES
+
 pytestmark = pytest.mark.compose
 
-LONG_RUNNING = {"postgres", "webserver", "daemon", "ingestion", "reporting"}
+LONG_RUNNING = {"postgres", "webserver", "daemon", *LOCATION_SERVICES}
 FLIGHTS = ["ingestion", "flights"]
 DAILY_DELAYS = ["reporting", "daily_delay_summary"]
 DAY = "2013-01-01"
@@ -28,14 +30,14 @@ def test_every_service_is_healthy_and_init_completed(stack):
 
 def test_postgres_and_code_servers_are_not_published(stack):
     services = stack.services()
-    for name in ("postgres", "ingestion", "reporting", "daemon"):
+    for name in ("postgres", "daemon", *LOCATION_SERVICES):
         published = [p for p in services[name].get("Publishers") or [] if p.get("PublishedPort")]
         assert not published, f"{name} is published to the host: {published}"
 
 
-def test_both_locations_loaded(dagster):
+def test_every_location_loaded(dagster):
     entries = dagster.locations()
-    assert {entries[n]["loadStatus"] for n in ("ingestion", "reporting")} == {"LOADED"}
+    assert {entries[n]["loadStatus"] for n in LOCATION_NAMES} == {"LOADED"}
 
 
 def test_cross_location_lineage_is_visible_from_both_sides(dagster):
@@ -45,6 +47,14 @@ def test_cross_location_lineage_is_visible_from_both_sides(dagster):
     flights = dagster.asset_node(FLIGHTS)
     assert flights["repository"]["location"]["name"] == "ingestion"
     assert {"path": DAILY_DELAYS} in flights["dependedByKeys"]
+
+
+def test_platform_canary_runs_in_the_platform_location_s_own_container(stack, dagster):
+    """The canary (code_locations/platform) proves launch -> queue -> container -> event log."""
+    run_id = dagster.launch_asset_run("platform", ["platform", "canary"])
+    status, seen = dagster.wait_run(run_id)
+    assert status == "SUCCESS", seen
+    _assert_ran_in_own_container(stack, dagster, run_id, "platform")
 
 
 def _assert_ran_in_own_container(stack, dagster, run_id, location):
@@ -117,7 +127,7 @@ def test_every_image_runs_the_locked_dagster_version(stack):
     lock = (Path(__file__).resolve().parents[2] / "uv.lock").read_text()
     locked = re.search(r'\[\[package\]\]\nname = "dagster"\nversion = "([^"]+)"', lock).group(1)
     versions = {image: _dagster_version(f"flights-platform/{image}:dev")
-                for image in ("dagster", "ingestion", "reporting")}
+                for image in ("dagster", *LOCATION_NAMES)}
     assert set(versions.values()) == {locked}, versions
 
 
@@ -128,11 +138,14 @@ def test_wrong_postgres_password_is_named_in_the_log(stack):
     assert "password authentication failed" in result.stdout + result.stderr
 
 
-def test_missing_instance_variable_is_named_in_the_log(stack):
-    result = stack.compose("run", "--rm", "--no-deps", "-e", "DAGSTER_MAX_CONCURRENT_RUNS=",
+def test_bad_instance_setting_is_named_in_the_log(stack):
+    """Blank means the default (render_dagster_yaml.py declares it); a bad value stops the
+    container naming the variable and the value."""
+    result = stack.compose("run", "--rm", "--no-deps", "-e", "DAGSTER_MAX_CONCURRENT_RUNS=many",
                            "dagster-init", check=False)
     assert result.returncode != 0
     assert "DAGSTER_MAX_CONCURRENT_RUNS" in result.stdout + result.stderr
+    assert "'many'" in result.stdout + result.stderr
 
 
 def test_unreachable_code_server_shows_in_ui_and_recovers(stack, dagster):
@@ -148,9 +161,10 @@ def test_unreachable_code_server_shows_in_ui_and_recovers(stack, dagster):
             time.sleep(2)
         assert entry["locationOrLoadError"]["__typename"] == "PythonError", entry
         assert "Could not reach user code server" in entry["locationOrLoadError"]["message"]
-        assert dagster.locations()["ingestion"]["loadStatus"] == "LOADED"
+        others = {n: e["loadStatus"] for n, e in dagster.locations().items() if n != "reporting"}
+        assert set(others) == set(LOCATION_NAMES) - {"reporting"} and set(others.values()) == {"LOADED"}, others
     finally:
         stack.compose("start", "reporting")
     stack.compose("up", "-d", "--wait", "--wait-timeout", "180", "reporting")
     dagster.query("mutation { reloadRepositoryLocation(repositoryLocationName: \"reporting\") { __typename } }")
-    dagster.wait_locations_loaded(["ingestion", "reporting"], timeout=120)
+    dagster.wait_locations_loaded(LOCATION_NAMES, timeout=120)

@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from tests.e2e.compose_stack import RUN_LABEL, ComposeStack
+from tests.e2e.compose_stack import LOCATION_NAMES, RUN_LABEL, ComposeStack
 from tests.e2e.dagster_graphql import DagsterGraphQL
 
 pytestmark = pytest.mark.compose
@@ -82,7 +82,7 @@ def wstack(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def ui(wstack) -> DagsterGraphQL:
     client = DagsterGraphQL(wstack.base_url, auth=wstack.admin)
-    client.wait_locations_loaded(["ingestion", "reporting"])
+    client.wait_locations_loaded(LOCATION_NAMES)
     return client
 
 

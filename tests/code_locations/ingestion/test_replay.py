@@ -122,6 +122,7 @@ def test_last_day_of_the_year_lands_flights_but_no_weather(replay, tmp_path, sou
         ({"REPLAY_SECONDS_PER_DAY": "soon"}, ["REPLAY_SECONDS_PER_DAY", "soon"]),
         ({"LANDING_ZONE_DIR": None}, ["LANDING_ZONE_DIR"]),
         ({"LANDING_ZONE_DIR": "  "}, ["LANDING_ZONE_DIR"]),
+        ({"REPLAY_ENABLED": "maybe"}, ["REPLAY_ENABLED", "maybe", "true or false"]),
     ],
     ids=[
         "start-before-2013",
@@ -132,6 +133,7 @@ def test_last_day_of_the_year_lands_flights_but_no_weather(replay, tmp_path, sou
         "non-numeric-pace",
         "landing-dir-unset",
         "landing-dir-blank",
+        "enabled-not-a-boolean",
     ],
 )
 def test_bad_environment_exits_naming_the_variable(replay, tmp_path, overrides, named):

@@ -3,9 +3,7 @@
 from dagster import Definitions, in_process_executor
 
 from ingestion.defs.assets import REFERENCE_ASSETS, flights, weather
-from ingestion.defs.canary import platform_canary
 from ingestion.defs.jobs import ingest_landed_day, refresh_reference_tables
-from ingestion.defs.maintenance import prune_old_runs, prune_old_runs_daily
 from ingestion.defs.resources import build_resources
 from ingestion.defs.schedules import reference_tables_nightly
 from ingestion.defs.sensors import landing_zone_sensor, reference_automation
@@ -15,9 +13,9 @@ from ingestion.defs.sensors import landing_zone_sensor, reference_automation
 # for steps that mostly wait on Postgres.
 defs = Definitions(
     executor=in_process_executor,
-    assets=[flights, weather, *REFERENCE_ASSETS, platform_canary],
-    jobs=[ingest_landed_day, refresh_reference_tables, prune_old_runs],
+    assets=[flights, weather, *REFERENCE_ASSETS],
+    jobs=[ingest_landed_day, refresh_reference_tables],
     sensors=[landing_zone_sensor, reference_automation],
-    schedules=[reference_tables_nightly, prune_old_runs_daily],
+    schedules=[reference_tables_nightly],
     resources=build_resources(),
 )

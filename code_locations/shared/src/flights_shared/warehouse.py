@@ -6,6 +6,8 @@ from contextlib import contextmanager
 
 import psycopg2
 from dagster import ConfigurableResource, EnvVar
+from platform_core import settings
+from platform_core.settings import SettingError  # re-exported: one error type for every setting
 from pydantic import Field
 
 
@@ -49,25 +51,22 @@ class WarehouseResource(ConfigurableResource):
             conn.close()
 
 
-class SettingError(ValueError):
-    """A required environment variable is empty or malformed; the message names it."""
-
-
-WAREHOUSE_ENV = (
-    "WAREHOUSE_HOST",
-    "WAREHOUSE_PORT",
-    "WAREHOUSE_DB",
-    "WAREHOUSE_USER",
-    "WAREHOUSE_PASSWORD",
-)
+# Required, but checked only for blank values at load: an unset one is left to Dagster, which
+# refuses it by name when the resource is built (the tests load definitions without any).
+HOST = settings.text("WAREHOUSE_HOST", required=True, doc="host of the warehouse Postgres")
+PORT = settings.integer("WAREHOUSE_PORT", None, minimum=1, maximum=65535, doc="its port")
+DB = settings.text("WAREHOUSE_DB", required=True, doc="the warehouse database")
+USER = settings.text("WAREHOUSE_USER", required=True, doc="the role the pipelines write as")
+PASSWORD = settings.text("WAREHOUSE_PASSWORD", required=True, doc="that role's password")
+WAREHOUSE_ENV = tuple(s.name for s in (HOST, PORT, DB, USER, PASSWORD))
 
 
 def reject_blank_env(*names: str) -> None:
     """Fail when the location loads if a required variable is set to "" (or spaces).
 
     EnvVar accepts an empty value, and it would surface only in the first run, as a confusing
-    connection error (an empty host means the local Unix socket). An unset variable is left to
-    Dagster, which refuses it by name when the resource is built."""
+    connection error (an empty host means the local Unix socket). platform_core.settings reads
+    blank as unset, so set-but-blank is told apart here; an unset variable is left to Dagster."""
     blank = [name for name in names if name in os.environ and not os.environ[name].strip()]
     if blank:
         raise SettingError(
@@ -77,15 +76,14 @@ def reject_blank_env(*names: str) -> None:
 
 
 def warehouse_from_env() -> WarehouseResource:
-    """The resource as every location configures it: each field from one WAREHOUSE_* variable."""
+    """The resource as every location configures it: each field from one WAREHOUSE_* variable,
+    as an EnvVar so the UI shows which variable feeds which field."""
     reject_blank_env(*WAREHOUSE_ENV)
-    port = os.environ.get("WAREHOUSE_PORT", "").strip()
-    if port and not port.isdigit():
-        raise SettingError(f"WAREHOUSE_PORT must be a port number, got {port!r}")
+    PORT.get()  # a malformed port fails the load, naming the variable, not the first run
     return WarehouseResource(
-        host=EnvVar("WAREHOUSE_HOST"),
-        port=EnvVar.int("WAREHOUSE_PORT"),
-        dbname=EnvVar("WAREHOUSE_DB"),
-        user=EnvVar("WAREHOUSE_USER"),
-        password=EnvVar("WAREHOUSE_PASSWORD"),
+        host=EnvVar(HOST.name),
+        port=EnvVar.int(PORT.name),
+        dbname=EnvVar(DB.name),
+        user=EnvVar(USER.name),
+        password=EnvVar(PASSWORD.name),
     )

@@ -38,8 +38,11 @@ class Location:
     path: Path  # its project folder, relative to the repository root
     module: str  # the Python package whose `definitions` module holds `defs`
     package: str  # its distribution name in the uv workspace (`uv sync --package`)
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # code server and run containers
+    code_server_env: dict[str, str] = field(default_factory=dict)  # code server only
     volumes: tuple[str, ...] = ()
+    # Services the location brings along, run from its image (compose keys, e.g. the demo replay).
+    services: dict[str, dict] = field(default_factory=dict)
 
     @property
     def definitions_module(self) -> str:
@@ -95,14 +98,19 @@ def _location(root: Path, relative: str) -> Location:
         raise LocationError(f"{pyproject}: code location name {name!r} must be a lowercase identifier")
     deploy = data.get("tool", {}).get(DEPLOY_TABLE, {}).get("location", {})
     env = deploy.get("env", {})
+    code_server_env = deploy.get("code_server_env", {})
     volumes = deploy.get("volumes", [])
-    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-        raise LocationError(f"{pyproject}: [tool.{DEPLOY_TABLE}.location] env must map names to strings")
+    for table_name, table in (("env", env), ("code_server_env", code_server_env)):
+        if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+            raise LocationError(f"{pyproject}: [tool.{DEPLOY_TABLE}.location] {table_name} must map names to strings")
     if not isinstance(volumes, list) or not all(isinstance(v, str) and v.count(":") in (1, 2) for v in volumes):
         raise LocationError(f"{pyproject}: [tool.{DEPLOY_TABLE}.location] volumes must be 'volume:/path[:ro]' strings")
+    services = deploy.get("services", {})
+    if not isinstance(services, dict) or not all(isinstance(v, dict) for v in services.values()):
+        raise LocationError(f"{pyproject}: [tool.{DEPLOY_TABLE}.location.services.NAME] must be tables of compose keys")
     package = data.get("project", {}).get("name", "")
     return Location(name=name, path=Path(relative), module=module, package=package, env=dict(env),
-                    volumes=tuple(volumes))
+                    code_server_env=dict(code_server_env), volumes=tuple(volumes), services=dict(services))
 
 
 def load(root: Path | None = None) -> list[Location]:

@@ -1,4 +1,4 @@
-"""Reporting resources: env wiring (including the optional webhook URL) and atomic report writes."""
+"""Reporting resources: env wiring and atomic report writes."""
 
 import os
 import stat
@@ -6,43 +6,7 @@ import stat
 import pytest
 from dagster import EnvVar
 
-from reporting.defs.resources import (
-    ReportsDirectory,
-    WebhookResource,
-    build_resources,
-    webhook_from_env,
-)
-
-# --- ALERT_WEBHOOK_URL is optional ------------------------------------------------------------
-
-
-def test_dagster_refuses_an_unset_envvar_even_with_a_field_default(monkeypatch):
-    """The behaviour webhook_from_env designs around: wiring EnvVar unconditionally would make
-    every sensor tick fail to initialise the resource while the variable is unset."""
-    monkeypatch.delenv("ALERT_WEBHOOK_URL", raising=False)
-    with pytest.raises(Exception, match='environment variable "ALERT_WEBHOOK_URL" which is not set'):
-        WebhookResource(url=EnvVar("ALERT_WEBHOOK_URL")).process_config_and_initialize()
-
-
-def test_unset_webhook_url_means_alerts_off(monkeypatch):
-    monkeypatch.delenv("ALERT_WEBHOOK_URL", raising=False)
-    webhook = webhook_from_env().process_config_and_initialize()
-    assert webhook.url == "" and not webhook.enabled
-
-
-def test_empty_webhook_url_means_alerts_off(monkeypatch):
-    monkeypatch.setenv("ALERT_WEBHOOK_URL", "")
-    configured = webhook_from_env()
-    assert isinstance(configured.url, EnvVar)
-    assert not configured.process_config_and_initialize().enabled
-
-
-def test_set_webhook_url_is_read_through_envvar(monkeypatch):
-    monkeypatch.setenv("ALERT_WEBHOOK_URL", "https://alerts.example/hook")
-    configured = webhook_from_env()
-    assert configured.url == EnvVar("ALERT_WEBHOOK_URL")
-    resolved = configured.process_config_and_initialize()
-    assert resolved.enabled and resolved.url == "https://alerts.example/hook"
+from reporting.defs.resources import ReportsDirectory, build_resources
 
 
 def test_reports_dir_comes_from_envvar(monkeypatch, tmp_path):
@@ -51,6 +15,7 @@ def test_reports_dir_comes_from_envvar(monkeypatch, tmp_path):
     assert resources["reports_dir"].path == EnvVar("REPORTS_DIR")
     assert resources["reports_dir"].process_config_and_initialize().path == str(tmp_path)
     assert resources["io_manager"].warehouse is resources["warehouse"]
+    assert "webhook" not in resources  # the run-failure alert is the platform location's
 
 
 # --- ReportsDirectory -------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""prune_old_runs against a real Dagster instance on the throwaway Postgres: runs are created by
-executing real jobs, aged by moving `runs.create_timestamp` back, then the maintenance job runs
-in process on the same instance."""
+"""prune_old_runs (run retention) against a real Dagster instance on the throwaway Postgres: runs
+are created by executing real jobs, aged by moving `runs.create_timestamp` back, then the
+maintenance job runs in process on the same instance, as the platform location wires it."""
 
 import secrets
 from collections.abc import Iterator
@@ -11,8 +11,6 @@ from dagster import (
     DagsterInstance,
     DagsterInvalidConfigError,
     DagsterRunStatus,
-    DefaultScheduleStatus,
-    build_schedule_context,
     job,
     op,
 )
@@ -24,11 +22,12 @@ from dagster._core.remote_origin import (
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from psycopg2 import sql
 
-from ingestion.defs.maintenance import (
+from platform_core.settings import SettingError
+from platform_ops.defs.jobs import (
     DEFAULT_RETENTION_DAYS,
+    RETENTION_DAYS,
     RETENTION_DAYS_ENV,
     prune_old_runs,
-    prune_old_runs_daily,
     retention_days_from_env,
 )
 
@@ -187,23 +186,9 @@ def unfinished_runs(instance: DagsterInstance) -> list[str]:
     return ids
 
 
-@pytest.fixture(autouse=True)
-def location_env(monkeypatch, tmp_path):
-    """The location loads as deployed; its warehouse is unreachable, which the job never needs."""
-    for name, value in {
-        "WAREHOUSE_HOST": "warehouse.invalid",
-        "WAREHOUSE_PORT": "6543",
-        "WAREHOUSE_DB": "placeholder_db",
-        "WAREHOUSE_USER": "placeholder_user",
-        "WAREHOUSE_PASSWORD": "placeholder-password",
-        "LANDING_ZONE_DIR": str(tmp_path),
-    }.items():
-        monkeypatch.setenv(name, value)
-
-
 def location_job():
-    """prune_old_runs as the ingestion location wires it (its executor and default IO manager)."""
-    from ingestion.definitions import defs
+    """prune_old_runs as the platform location wires it (its executor and resources)."""
+    from platform_ops.definitions import defs
 
     return defs.resolve_job_def(prune_old_runs.name)
 
@@ -365,7 +350,7 @@ def test_sql_text_in_config_is_refused_by_the_config_type(fresh):
 
 
 @pytest.mark.parametrize(
-    ("raw", "expected"), [(None, DEFAULT_RETENTION_DAYS), ("", DEFAULT_RETENTION_DAYS), (" 7 ", 7)]
+    ("raw", "expected"), [(None, DEFAULT_RETENTION_DAYS), ("", DEFAULT_RETENTION_DAYS), ("  ", DEFAULT_RETENTION_DAYS), (" 7 ", 7)]
 )
 def test_default_retention_comes_from_env(monkeypatch, raw, expected):
     if raw is None:
@@ -378,17 +363,21 @@ def test_default_retention_comes_from_env(monkeypatch, raw, expected):
 @pytest.mark.parametrize("raw", ["0", "-5", "thirty", "1.5"])
 def test_bad_retention_env_is_refused_naming_the_variable(monkeypatch, raw):
     monkeypatch.setenv(RETENTION_DAYS_ENV, raw)
-    with pytest.raises(ValueError, match=RETENTION_DAYS_ENV):
+    with pytest.raises(SettingError) as refused:
         retention_days_from_env()
+    assert str(refused.value).startswith(f"{RETENTION_DAYS_ENV} must be a whole number")
+    assert repr(raw) in str(refused.value)
 
 
-def test_schedule_runs_the_job_daily_for_real(instance):
-    assert prune_old_runs_daily.job_name == prune_old_runs.name
-    assert prune_old_runs_daily.cron_schedule == "15 3 * * *"
-    assert prune_old_runs_daily.execution_timezone == "UTC"
-    assert prune_old_runs_daily.default_status == DefaultScheduleStatus.RUNNING
-    with build_schedule_context(instance=instance) as context:
-        (request,) = prune_old_runs_daily.evaluate_tick(context).run_requests
-    # No dry_run in the scheduled run: the job's default (false) applies.
-    assert "dry_run" not in str(request.run_config)
+def test_retention_is_declared_once_in_the_platform_settings():
+    """platform_core.settings knows the variable (one default, one rule for every reader)."""
+    assert RETENTION_DAYS.name == RETENTION_DAYS_ENV
+    assert (RETENTION_DAYS.kind, RETENTION_DAYS.default, RETENTION_DAYS.minimum) == ("integer", 30, 1)
+    assert RETENTION_DAYS.get({RETENTION_DAYS_ENV: "12"}) == 12
+
+
+def test_the_config_default_is_the_setting_read_when_the_location_loads():
+    from platform_ops.defs.jobs import RunRetentionConfig
+
+    assert RunRetentionConfig.model_fields["retention_days"].default == retention_days_from_env()
 

@@ -1,5 +1,6 @@
-"""Shared fixtures. The `postgres` ones start a throwaway Postgres container for the session
-(only when a test asks for them) and point the warehouse resource at it on 127.0.0.1."""
+"""Fixtures for tests that need a real Postgres: a throwaway container for the session (started
+only when a test asks for one) and a warehouse database on it, reached on 127.0.0.1. Registered
+for every test folder, the locations' own tests included, by the root conftest.py."""
 
 import secrets
 import shutil

@@ -1,32 +1,33 @@
 """Run retention: Dagster keeps every run and its event log forever, so the runs and event_logs
 tables grow without bound and the UI's run pages slow down until they time out. A daily job
-deletes finished runs older than the retention period, with their events.
+(schedules.prune_old_runs_daily) deletes finished runs older than the retention period, with
+their events. It touches the Dagster instance (context.instance) only, never a warehouse."""
 
-It lives in the ingestion location only because every job needs a location; it touches the
-Dagster instance (context.instance), never the warehouse."""
-
-import os
 from datetime import UTC, datetime, timedelta
 
 from dagster import (
     Config,
     DagsterRunStatus,
-    DefaultScheduleStatus,
     Failure,
     Nothing,
     OpExecutionContext,
     Out,
     RunsFilter,
-    ScheduleDefinition,
     job,
     op,
 )
+from platform_core import settings
 from pydantic import Field, field_validator
 
 RETENTION_DAYS_ENV = "RUN_RETENTION_DAYS"
 DEFAULT_RETENTION_DAYS = 30
-# Daily, at a quiet hour (UTC), after nothing else is scheduled.
-MAINTENANCE_CRON = "15 3 * * *"
+RETENTION_DAYS = settings.integer(
+    RETENTION_DAYS_ENV,
+    DEFAULT_RETENTION_DAYS,
+    minimum=1,
+    doc="prune_old_runs deletes finished runs (and their event logs) created more than this many "
+    "days ago; the default of its retention_days config.",
+)
 # Only these are deleted: a queued, starting, running or cancelling run is still owned by the
 # daemon or a run worker, and deleting it under them would orphan a container.
 DELETABLE_STATUSES = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
@@ -39,17 +40,10 @@ def _positive_days(value: int, field: str) -> int:
 
 
 def retention_days_from_env() -> int:
-    """Default of `retention_days`, read when the location loads so a bad value fails loudly."""
-    raw = os.environ.get(RETENTION_DAYS_ENV, "").strip()
-    if not raw:
-        return DEFAULT_RETENTION_DAYS
-    try:
-        days = int(raw)
-    except ValueError:
-        raise ValueError(
-            f"{RETENTION_DAYS_ENV} must be a whole number of days, got {raw!r}"
-        ) from None
-    return _positive_days(days, RETENTION_DAYS_ENV)
+    """Default of `retention_days`, read when the location loads so a bad value fails loudly
+    (platform_core.settings.SettingError, a ValueError naming RUN_RETENTION_DAYS); blank or unset
+    means DEFAULT_RETENTION_DAYS."""
+    return RETENTION_DAYS.get()
 
 
 class RunRetentionConfig(Config):
@@ -84,8 +78,7 @@ def _old_finished_runs(cutoff: datetime) -> RunsFilter:
 
 @op(
     description="Delete finished runs (and their event logs) older than the retention period.",
-    # Nothing to store: the location's default IO manager writes DataFrames to the warehouse,
-    # which this job never touches. The counts are the output's metadata.
+    # Nothing to store: the counts are the output's metadata.
     out=Out(Nothing),
 )
 def delete_old_runs(context: OpExecutionContext, config: RunRetentionConfig) -> None:
@@ -146,12 +139,3 @@ def delete_old_runs(context: OpExecutionContext, config: RunRetentionConfig) -> 
 )
 def prune_old_runs():
     delete_old_runs()
-
-
-prune_old_runs_daily = ScheduleDefinition(
-    name="prune_old_runs_daily",
-    job=prune_old_runs,
-    cron_schedule=MAINTENANCE_CRON,
-    execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.RUNNING,
-)

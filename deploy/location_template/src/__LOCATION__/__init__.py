@@ -1,0 +1,1 @@
+"""The __LOCATION__ code location."""

@@ -1,0 +1,218 @@
+"""platform_core.dagster_patches and the webserver launcher that applies them.
+
+The first tests per patch are upgrade guards: they fail loudly, naming the patch to revisit, when
+a Dagster upgrade moves a patched function or changes the signature or shape the patch relies
+on (a patch that silently stops applying is worse than none). Then each patch's behaviour."""
+
+import importlib
+import importlib.util
+import inspect
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from platform_core import dagster_patches, daemon_health
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DAEMON_PATCH = "revisit platform_core.dagster_patches.patch_daemon_statuses (UI daemon health)"
+POOL_PATCH = "revisit platform_core.dagster_patches.patch_pool_pre_ping (webserver storage pool)"
+
+
+def signature(obj) -> str:
+    return str(inspect.signature(obj))
+
+
+# --- upgrade guards: daemon health ------------------------------------------------------------
+
+
+def test_guard_get_daemon_statuses_is_where_we_patch_it():
+    from dagster import DagsterInstance
+
+    method = getattr(DagsterInstance, "get_daemon_statuses", None)
+    assert method is not None, f"DagsterInstance.get_daemon_statuses is gone: {DAEMON_PATCH}"
+    assert not hasattr(method, "__platform_core_patch__"), "a test left the patch applied"
+    assert signature(method) == (
+        "(self, daemon_types: collections.abc.Sequence[str] | None = None)"
+        " -> collections.abc.Mapping[str, 'DaemonStatus']"
+    ), f"DagsterInstance.get_daemon_statuses changed its signature: {DAEMON_PATCH}"
+    assert signature(DagsterInstance.get_daemon_heartbeats) == (
+        "(self) -> collections.abc.Mapping[str, 'DaemonHeartbeat']"
+    ), f"DagsterInstance.get_daemon_heartbeats changed: {DAEMON_PATCH}"
+    assert signature(DagsterInstance.get_required_daemon_types) == "(self) -> collections.abc.Sequence[str]", (
+        f"DagsterInstance.get_required_daemon_types changed: {DAEMON_PATCH}"
+    )
+
+
+def test_guard_daemon_status_and_heartbeat_shapes():
+    from dagster._daemon.types import DaemonHeartbeat, DaemonStatus
+
+    assert DaemonStatus._fields == ("daemon_type", "required", "healthy", "last_heartbeat"), (
+        f"dagster._daemon.types.DaemonStatus changed its fields: {DAEMON_PATCH}"
+    )
+    assert "timestamp" in DaemonHeartbeat._fields, f"DaemonHeartbeat.timestamp is gone: {DAEMON_PATCH}"
+
+
+def test_guard_the_ui_reads_daemon_health_through_the_patched_method():
+    """If the GraphQL schema stopped calling instance.get_daemon_statuses, the patch would apply
+    and change nothing the UI shows."""
+    from dagster_graphql.schema import instance as graphql_instance
+
+    source = inspect.getsource(graphql_instance)
+    assert source.count("self._instance.get_daemon_statuses(") >= 2, (
+        f"dagster_graphql.schema.instance no longer calls instance.get_daemon_statuses: {DAEMON_PATCH}"
+    )
+
+
+def test_guard_the_tolerance_we_replace_is_still_hard_coded():
+    from dagster._daemon import controller
+
+    assert controller.DEFAULT_DAEMON_HEARTBEAT_TOLERANCE_SECONDS == 1800, (
+        "Dagster's daemon heartbeat tolerance changed from 1800 s; is the patch still needed? "
+        + DAEMON_PATCH
+    )
+
+
+# --- upgrade guards: pool pre-ping ------------------------------------------------------------
+
+
+def test_guard_create_pg_engine_is_where_we_patch_it():
+    from dagster_postgres import utils
+
+    assert hasattr(utils, "create_pg_engine"), f"dagster_postgres.utils.create_pg_engine is gone: {POOL_PATCH}"
+    assert signature(utils.create_pg_engine) == (
+        "(postgres_url: str, token_provider: 'PgTokenProvider | None' = None, **engine_kwargs: Any)"
+        " -> sqlalchemy.engine.base.Engine"
+    ), f"dagster_postgres.utils.create_pg_engine changed its signature: {POOL_PATCH}"
+    for name in dagster_patches.STORAGE_MODULES:
+        module = importlib.import_module(name)
+        assert getattr(module, "create_pg_engine", None) is utils.create_pg_engine, (
+            f"{name} no longer binds create_pg_engine by name (or a test left it patched): {POOL_PATCH}"
+        )
+
+
+def test_guard_webserver_storages_still_pool_with_pool_size():
+    """The patch recognises the webserver's pooled engines by `pool_size`."""
+    for name in dagster_patches.STORAGE_MODULES:
+        module = importlib.import_module(name)
+        storage = next(c for c in vars(module).values()
+                       if inspect.isclass(c) and c.__module__ == name and hasattr(c, "optimize_for_webserver"))
+        assert signature(storage.optimize_for_webserver) == (
+            "(self, statement_timeout: int, pool_recycle: int, max_overflow: int) -> None"
+        ), f"{storage.__name__}.optimize_for_webserver changed: {POOL_PATCH}"
+        source = inspect.getsource(storage.optimize_for_webserver)
+        assert '"pool_size"' in source and "create_pg_engine(" in source, (
+            f"{storage.__name__}.optimize_for_webserver no longer builds a pooled engine with "
+            f"create_pg_engine(pool_size=...): {POOL_PATCH}"
+        )
+
+
+# --- behaviour --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def restore_patch_targets(monkeypatch):
+    """Every patched attribute is put back after the test, so the guards above see Dagster's own."""
+    from dagster import DagsterInstance
+
+    monkeypatch.setattr(DagsterInstance, "get_daemon_statuses", DagsterInstance.get_daemon_statuses)
+    for name in dagster_patches.STORAGE_MODULES:
+        module = importlib.import_module(name)
+        monkeypatch.setattr(module, "create_pg_engine", module.create_pg_engine)
+
+
+def test_patched_daemon_statuses_go_unhealthy_at_the_thresholds(restore_patch_targets):
+    from dagster._core.test_utils import instance_for_test
+    from dagster._daemon.types import DaemonHeartbeat
+
+    thresholds = daemon_health.Thresholds()
+    with instance_for_test() as instance:
+        required = instance.get_required_daemon_types()
+        sensor, backfill = "SENSOR", "BACKFILL"
+        assert {sensor, backfill} <= set(required)
+
+        def beat(ages: dict[str, float], default: float = 5.0) -> None:
+            now = time.time()
+            for daemon_type in required:
+                age = ages.get(daemon_type, default)
+                instance.add_daemon_heartbeat(DaemonHeartbeat(now - age, daemon_type, "d", []))
+
+        beat({}, default=55)  # the process stopped 55 s ago
+        stock = instance.get_daemon_statuses([sensor, backfill])
+        assert stock[sensor].healthy and stock[backfill].healthy  # Dagster's 1800 s
+
+        dagster_patches.patch_daemon_statuses(thresholds)
+        assert not any(s.healthy for s in instance.get_daemon_statuses().values())
+        assert set(instance.get_daemon_statuses()) == set(required)
+
+        beat({}, default=thresholds.heartbeat_seconds - 3)  # silent just under the threshold
+        assert all(s.healthy for s in instance.get_daemon_statuses().values())
+        beat({}, default=thresholds.heartbeat_seconds + 3)
+        assert not any(s.healthy for s in instance.get_daemon_statuses().values())
+
+        beat({sensor: 200})  # alive; one thread late on a busy host: not a flap
+        assert all(s.healthy for s in instance.get_daemon_statuses().values())
+        beat({sensor: thresholds.thread_seconds + 10})  # one thread stuck
+        statuses = instance.get_daemon_statuses()
+        assert not statuses[sensor].healthy and statuses[backfill].healthy
+        assert statuses[sensor].last_heartbeat.daemon_type == sensor
+        assert not instance.get_daemon_statuses([sensor])[sensor].healthy
+        assert instance.get_daemon_statuses(daemon_types=[backfill])[backfill].healthy  # GraphQL's call
+
+        not_required = instance.get_daemon_statuses(["FRESHNESS_DAEMON_NOT_REQUIRED"])
+        status = not_required["FRESHNESS_DAEMON_NOT_REQUIRED"]
+        assert status.required is False and status.healthy is None
+
+
+def test_pool_pre_ping_on_pooled_engines_only(restore_patch_targets):
+    """Pooled webserver connections are checked on checkout, so a restarted Postgres costs no
+    failed request; per-use (NullPool) engines are left as they are. Never connects."""
+    from dagster_postgres.event_log.event_log import PostgresEventLogStorage
+    from dagster_postgres.run_storage.run_storage import PostgresRunStorage
+    from dagster_postgres.schedule_storage.schedule_storage import PostgresScheduleStorage
+    from sqlalchemy.pool import NullPool
+
+    assert sorted(dagster_patches.patch_pool_pre_ping()) == sorted(dagster_patches.STORAGE_MODULES)
+    assert sorted(dagster_patches.patch_pool_pre_ping()) == sorted(dagster_patches.STORAGE_MODULES)  # idempotent
+    url = "postgresql+psycopg2://127.0.0.1:1/none"  # never connected to
+    for storage_class in (PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage):
+        storage = storage_class(url, should_autocreate_tables=False)
+        assert isinstance(storage._engine.pool, NullPool) and storage._engine.pool._pre_ping is False
+        storage.optimize_for_webserver(statement_timeout=5000, pool_recycle=3600, max_overflow=20)
+        assert storage._engine.pool._pre_ping is True, storage_class.__name__
+        explicit = importlib.import_module(storage_class.__module__).create_pg_engine(
+            url, None, pool_size=1, pool_pre_ping=False)
+        assert explicit.pool._pre_ping is False  # an explicit choice is kept
+
+
+def test_launcher_applies_the_patches_then_runs_the_webserver(restore_patch_targets, monkeypatch):
+    from dagster import DagsterInstance
+    from dagster_postgres.run_storage import run_storage
+    from dagster_webserver import cli
+
+    ran = []
+    monkeypatch.setattr(cli, "main", lambda: ran.append(sys.argv[0]) or 0)
+    monkeypatch.setattr(sys, "argv", ["/usr/local/bin/dagster-webserver-launcher", "-p", "3000"])
+    monkeypatch.delenv("DAEMON_HEARTBEAT_TOLERANCE_SECONDS", raising=False)
+    launcher = _load_launcher()
+    with pytest.raises(SystemExit) as exited:
+        launcher.main()
+    assert exited.value.code == 0 and ran == ["dagster-webserver"]
+    assert getattr(DagsterInstance.get_daemon_statuses, "__platform_core_patch__", False)
+    assert getattr(run_storage.create_pg_engine, "__platform_core_patch__", False)
+
+
+def test_launcher_exits_naming_a_malformed_threshold(restore_patch_targets, monkeypatch):
+    monkeypatch.setenv("DAEMON_HEARTBEAT_TOLERANCE_SECONDS", "soon")
+    with pytest.raises(SystemExit) as exited:
+        _load_launcher().main()
+    assert "DAEMON_HEARTBEAT_TOLERANCE_SECONDS must be a duration" in str(exited.value.code)
+    assert "'soon'" in str(exited.value.code)
+
+
+def _load_launcher():
+    spec = importlib.util.spec_from_file_location("webserver_launcher", REPO_ROOT / "deploy/docker/webserver_launcher.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

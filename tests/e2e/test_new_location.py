@@ -1,0 +1,126 @@
+"""A team's own location, end to end: `make location NAME=sales` in a copy of the repository,
+then the copy's stack comes up with a third business location nobody registered by hand. It
+loads in the UI next to the others, runs its asset in a container of its own image, shows the
+step's logs, and a viewer sees it, read-only, through the gateway."""
+
+import secrets
+import shutil
+import subprocess
+from datetime import UTC, datetime
+
+import pytest
+
+from platform_core import locations
+from tests.e2e.compose_stack import REPO, ComposeStack
+from tests.e2e.dagster_graphql import CAPTURED_LOGS, DagsterGraphQL
+
+pytestmark = pytest.mark.compose
+
+NAME = "sales"
+ASSET = [NAME, "warehouse_size"]
+IMAGE_TAG = "newloc"
+VIEWER = ("vic", "viewer-" + secrets.token_urlsafe(9))
+UNAUTHORIZED = "UnauthorizedError"
+
+
+def _copy_of_the_repository(target):
+    """What a fresh clone has (tracked and new, unignored files), without this checkout's .env,
+    venv or generated files."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for relative in filter(None, listed):
+        source = REPO / relative
+        if source.is_file():
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / relative)
+
+
+@pytest.fixture(scope="module")
+def copy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("team-repo")
+    _copy_of_the_repository(root)
+    result = subprocess.run(["make", "-s", "location", f"NAME={NAME}"], cwd=root, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root
+
+
+@pytest.fixture(scope="module")
+def team_stack(request, copy, tmp_path_factory):
+    stack = ComposeStack(f"flights-newloc-{secrets.token_hex(3)}", tmp_path_factory.mktemp("newloc"),
+                         extra_env={"IMAGE_TAG": IMAGE_TAG}, repo=copy)
+    try:
+        stack.up()
+    except Exception:
+        print(stack.logs())
+        stack.down()
+        raise
+    yield stack
+    if request.session.testsfailed:
+        print(f"\n===== compose logs of {stack.project} =====\n{stack.logs()}")
+    stack.down()
+    images = [f"flights-platform/{name}:{IMAGE_TAG}" for name in ["dagster", "gateway", *locations.names(copy)]]
+    subprocess.run(["docker", "image", "rm", *images], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def editor(team_stack) -> DagsterGraphQL:
+    return DagsterGraphQL(team_stack.base_url, auth=team_stack.admin)
+
+
+def test_the_location_is_one_folder_and_one_registry_entry(copy):
+    """Outside its folder the new location is named in dg.toml and uv.lock only."""
+    named = subprocess.run(["grep", "-rlw", NAME, "--exclude-dir=.venv", "--exclude-dir=.git",
+                            "--exclude=compose.locations.yaml", "."], cwd=copy, capture_output=True, text=True).stdout
+    outside = sorted(p.removeprefix("./") for p in named.split() if not p.startswith(f"./code_locations/{NAME}/"))
+    assert outside == ["dg.toml", "uv.lock"], outside
+    assert NAME in locations.names(copy)
+
+
+def test_it_loads_in_the_ui_next_to_the_others(copy, editor):
+    names = locations.names(copy)
+    assert len(names) >= 4 and NAME in names
+    entries = editor.wait_locations_loaded(names, timeout=300)
+    assert {entries[name]["loadStatus"] for name in names} == {"LOADED"}
+    assert editor.asset_node(ASSET)["repository"]["location"]["name"] == NAME
+
+
+@pytest.fixture(scope="module")
+def sales_run(editor):
+    today = datetime.now(UTC).date().isoformat()
+    run_id = editor.launch_asset_run(NAME, ASSET, today)
+    return run_id, editor.wait_run(run_id, timeout=600)
+
+
+def test_its_asset_runs_in_a_container_of_its_own_image(team_stack, editor, sales_run):
+    run_id, (status, seen) = sales_run
+    assert status == "SUCCESS", seen
+    tags = {t["key"]: t["value"] for t in editor.run(run_id)["tags"]}
+    image = f"flights-platform/{NAME}:{IMAGE_TAG}"
+    assert tags["dagster/image"] == image
+    inspect = subprocess.run(["docker", "inspect", "-f", '{{index .Config.Labels "io.flights-platform.location"}} {{.Config.Image}}',
+                              tags["docker/container_id"]], capture_output=True, text=True, check=True).stdout.split()
+    assert inspect == [NAME, image]
+    rows = team_stack.psql("warehouse", f"SELECT count(*), min(database_bytes) > 0 FROM {NAME}.warehouse_size")
+    assert rows == "1|t"
+    [check] = editor.check_executions(ASSET, "warehouse_size_is_measured")[:1]
+    assert check["status"] == "SUCCEEDED", check
+
+
+def test_its_step_logs_show_in_the_ui(editor, sales_run):
+    run_id = sales_run[0]
+    keys = [e["fileKey"] for e in editor.events(run_id) if e["__typename"] == "LogsCapturedEvent"]
+    assert keys, "no captured-logs event"
+    stderr = editor.query(CAPTURED_LOGS, logKey=[run_id, "compute_logs", keys[0]])["capturedLogs"]["stderr"] or ""
+    assert "STEP_START" in stderr and "warehouse is" in stderr, stderr[-2000:]
+
+
+def test_a_viewer_sees_it_read_only_through_the_gateway(team_stack, copy, sales_run):
+    team_stack.add_user(VIEWER[0], "viewer", VIEWER[1])
+    viewer = DagsterGraphQL(team_stack.base_url, auth=VIEWER)
+    entries = viewer.wait_locations_loaded(locations.names(copy), timeout=60)
+    assert entries[NAME]["loadStatus"] == "LOADED"
+    assert viewer.asset_node(ASSET)["repository"]["location"]["name"] == NAME
+    assert viewer.events(sales_run[0]), "a viewer reads the run's events"
+    with pytest.raises(AssertionError, match=UNAUTHORIZED):
+        viewer.launch_asset_run(NAME, ASSET, datetime.now(UTC).date().isoformat())
