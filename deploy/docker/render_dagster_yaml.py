@@ -15,12 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from platform_core import settings
+from platform_core.project import PROJECT
 
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
-TEMPLATE = Path(os.environ.get("DAGSTER_YAML_TEMPLATE", "/opt/dagster/dagster.yaml.template"))
+TEMPLATE = settings.text("DAGSTER_YAML_TEMPLATE", "/opt/dagster/dagster.yaml.template",
+                         doc="the mounted template (set by the image; change only to test)")
 
-PROJECT = settings.text("PLATFORM_PROJECT", required=True,
-                        doc="the compose project: names the network and volumes run containers join")
 MAX_RUNS = settings.integer("DAGSTER_MAX_CONCURRENT_RUNS", 6, minimum=1,
                             doc="runs at once; each is a container and holds Postgres connections")
 MAX_BACKFILL_RUNS = settings.integer("DAGSTER_MAX_CONCURRENT_BACKFILL_RUNS", 4, minimum=1,
@@ -58,10 +58,11 @@ def render(text: str, env: Mapping[str, str]) -> str:
 
 
 def main() -> None:
-    if TEMPLATE.is_file():
+    template = Path(TEMPLATE.get())
+    if template.is_file():
         target = Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml"
         try:
-            target.write_text(render(TEMPLATE.read_text(), os.environ))
+            target.write_text(render(template.read_text(), os.environ))
         except settings.SettingError as exc:
             raise SystemExit(f"dagster.yaml: {exc} (set it in .env; see .env.example)") from None
     if len(sys.argv) > 1:

@@ -4,6 +4,9 @@
 # Lines are "name:bcrypt-hash"; a name is in at most one file.
 
 USERS_DIR=${GATEWAY_USERS_DIR:-/var/lib/gateway/users}
+# Settings both scripts read, each default written here once (compose passes them as "" when unset).
+BCRYPT_COST=${GATEWAY_BCRYPT_COST:-10}
+AUTH_CACHE_SECONDS=${GATEWAY_AUTH_CACHE_SECONDS:-60}
 ROLES=(editor viewer)
 NAME_RE='^[a-z0-9._-]{1,64}$'
 HASH_RE='^\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}$'
@@ -95,14 +98,14 @@ refresh_auth_cache() {
     if nginx -c "$NGINX_CONF" -s reload 2>/dev/null; then
         sleep 1  # new workers take over within milliseconds; old ones finish their requests
     else
-        log "warning: nginx reload failed; old credentials may work for up to ${GATEWAY_AUTH_CACHE_SECONDS:-60}s"
+        log "warning: nginx reload failed; old credentials may work for up to ${AUTH_CACHE_SECONDS}s"
     fi
 }
 
 # Cache key: generation, client address and credentials. With the address in it, a client
 # that is throttled cannot use someone else's cached login to test a guessed password.
 write_auth_cache_conf() {
-    local seconds=${GATEWAY_AUTH_CACHE_SECONDS:-60}
+    local seconds=$AUTH_CACHE_SECONDS
     [[ $seconds =~ ^[0-9]+$ ]] || die "GATEWAY_AUTH_CACHE_SECONDS must be a number of seconds, got '$seconds'"
     local epoch; epoch="$(date +%s%N)"
     cat > "$GENERATED/auth-cache.conf.tmp" <<CONF

@@ -24,6 +24,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from platform_core import settings
+from platform_core.project import PROJECT
 
 PROJECT_LABEL = "io.flights-platform.project"
 ROLE_LABEL = "io.flights-platform.role"
@@ -40,9 +41,6 @@ KEEP_MINUTES = settings.number(
 WEBHOOK_URL = settings.text("ALERT_WEBHOOK_URL", doc="alerts are POSTed here as JSON; unset = alerting off")
 # Declared exactly as render_dagster_yaml.py does (it labels the run containers with it), so both
 # read one setting: compose sets it for every instance service.
-PROJECT = settings.text(
-    "PLATFORM_PROJECT", required=True,
-    doc="the compose project: run containers join its network and carry its label; the watchdog prunes only those")
 
 log = logging.getLogger("watchdog")
 

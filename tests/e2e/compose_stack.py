@@ -34,6 +34,8 @@ class ComposeStack:
         repo: the checkout to bring up (a copy with a location of a test's own, say)."""
         self.project = project
         self.repo = repo
+        # The code-location services are generated from the registry, as `make up` does.
+        subprocess.run(["make", "-s", "locations"], cwd=repo, check=True, capture_output=True)
         self.port = free_port()
         self.admin = ("admin", secrets.token_urlsafe(18))
         self.env_file = workdir / f"{project}.env"
@@ -74,8 +76,6 @@ class ComposeStack:
         return result
 
     def up(self) -> None:
-        # The code-location services are generated from the registry, as `make up` does.
-        subprocess.run(["make", "-s", "locations"], cwd=self.repo, check=True, capture_output=True)
         self.compose("up", "-d", "--build", "--wait", "--wait-timeout", "300")
 
     def make(self, *args: str, input: str | None = None, check: bool = True,
