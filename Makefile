@@ -36,8 +36,9 @@ locations: ## regenerate compose.locations.yaml from the registry (dg.toml); mak
 	@$(PLATFORM_CLI) compose
 
 .PHONY: up
-up: .env locations ## build and start the stack in the background, wait until healthy
-	docker compose up -d --build --wait
+up: .env locations ## build and start the stack in the background, wait until healthy (also after adding or removing a location)
+	docker compose up -d --build --wait --remove-orphans
+	@$(MAKE) -s workspace-sync
 	@docker compose logs --no-log-prefix gateway 2>/dev/null | grep -h "generated password" || true
 
 .PHONY: down
@@ -51,6 +52,18 @@ browser: ## Debian's Chromium for the browser tests (tests/e2e/test_browser.py);
 	elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null; \
 	else echo "browser: /usr/bin/chromium is missing: install Debian's chromium package (apt-get install chromium)" >&2; exit 1; fi
 	@/usr/bin/chromium --version 2>/dev/null
+
+# Compose does not recreate a container when only a `configs` content changes (docker/compose#11900),
+# so a webserver or daemon that mounts an older workspace (a location added or removed since) is
+# recreated here; one whose workspace is current is left alone.
+.PHONY: workspace-sync
+workspace-sync:
+	@want=$$($(PLATFORM_CLI) workspace); stale=; \
+	for service in webserver webserver-viewer daemon; do \
+	  have=$$(docker compose exec -T $$service cat /opt/dagster/workspace.yaml 2>/dev/null) || continue; \
+	  [ "$$have" = "$$want" ] || stale="$$stale $$service"; \
+	done; \
+	if [ -n "$$stale" ]; then echo "workspace changed: recreating$$stale"; docker compose up -d --no-deps --force-recreate --wait $$stale; fi
 
 .PHONY: venv
 venv:
@@ -81,7 +94,10 @@ location: ## scaffold and register a new code location: make location NAME=sales
 	@command -v uv >/dev/null || python3 -m pip install -q uv
 	@$(UV) lock --quiet && $(UV) sync --frozen --all-packages --quiet
 	@$(PLATFORM_CLI) compose
-	@echo "next: make dev LOCATION=$(NAME) (develop), make test-fast / make test, then make up (or make redeploy LOCATION=$(NAME) on a running stack)"
+	@# Its first snapshot of asset specs (code_locations/$(NAME)/asset_specs.json): a changed graph is a visible diff.
+	@UPDATE_SNAPSHOTS=1 $(UV) run --frozen pytest tests/code_locations/test_definitions.py -q -p no:cacheprovider \
+	  -k 'snapshot and $(NAME)' >/dev/null || { echo "could not write the snapshot of $(NAME): run make test-fast" >&2; exit 1; }
+	@echo "next: make dev LOCATION=$(NAME) (develop), make test-fast / make test, then make up (the stack starts its code server and loads it)"
 
 .PHONY: location-remove
 location-remove: venv ## unregister and delete a location (refuses while another depends on its assets): make location-remove NAME=sales [FORCE=1]
@@ -89,7 +105,7 @@ location-remove: venv ## unregister and delete a location (refuses while another
 	@$(UV) run --frozen python -m platform_core.cli remove '$(NAME)' $(if $(FORCE),--force)
 	@$(UV) lock --quiet && $(UV) sync --frozen --all-packages --quiet
 	@$(PLATFORM_CLI) compose
-	@echo "on a running stack: docker compose up -d --remove-orphans (stops its code server; its runs and warehouse tables are kept)"
+	@echo "on a running stack: make up (stops its code server and drops it from the workspace; its runs and warehouse tables are kept)"
 
 .PHONY: dev
 dev: venv ## `dagster dev` for one location on this machine, local instance and warehouse: make dev LOCATION=ingestion
@@ -100,6 +116,8 @@ redeploy: ## rebuild and restart one code location, then reload it: make redeplo
 	@$(PLATFORM_CLI) names | grep -qx '$(LOCATION)' || { echo "LOCATION must be one of: $$($(PLATFORM_CLI) names | tr '\n' ' ')" >&2; exit 1; }
 	@$(PLATFORM_CLI) compose
 	docker compose up -d --build --no-deps --wait $(subst _,-,$(LOCATION))
+	@# A location new to the running stack: the webserver and daemon load it once their workspace has it.
+	@$(MAKE) -s workspace-sync
 	@# Inside the editors' webserver (not published; the gateway needs a login). The read-only
 	@# viewer webserver notices the restarted code server by itself.
 	@docker compose exec -T webserver python -c 'import json, sys, urllib.request; \

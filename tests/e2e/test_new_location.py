@@ -1,13 +1,14 @@
-"""A team's own location, end to end: `make location NAME=acme_sales` in a copy of the repository,
-then the copy's stack comes up with a third business location nobody registered by hand. It
-loads in the UI next to the others, runs its asset in a container of its own image, shows the
-step's logs, and a viewer sees it, read-only, through the gateway."""
+"""A team's own location, end to end, the way a team adds one: the copy of the repository runs,
+`make location NAME=acme_sales` scaffolds a location nobody registers by hand, and `make up` brings
+it into the running stack. It loads in the UI next to the others, runs its asset in a container
+of its own image, shows the step's logs, and a viewer sees it, read-only, through the gateway.
+`make location-remove` and `make up` take it out again."""
 
+import hashlib
 import secrets
 import shutil
 import subprocess
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -36,13 +37,17 @@ def _copy_of_the_repository(target):
             shutil.copy2(source, target / relative)
 
 
+def _file_hashes(root) -> dict[str, str]:
+    """Every file of the checkout but its venv and git metadata, by content."""
+    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in root.rglob("*")
+            if path.is_file() and not {".venv", ".git", "__pycache__"} & set(path.relative_to(root).parts)}
+
+
 @pytest.fixture(scope="module")
 def copy(tmp_path_factory):
     root = tmp_path_factory.mktemp("team-repo")
     _copy_of_the_repository(root)
-    result = subprocess.run(["make", "-s", "location", f"NAME={NAME}"], cwd=root, capture_output=True, text=True,
-                            timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
     return root
 
 
@@ -51,7 +56,13 @@ def team_stack(request, copy, tmp_path_factory):
     stack = ComposeStack(f"flights-newloc-{secrets.token_hex(3)}", tmp_path_factory.mktemp("newloc"),
                          extra_env={"IMAGE_TAG": IMAGE_TAG}, repo=copy)
     try:
-        stack.up()
+        stack.up()  # the stack as cloned, before the team's location exists
+        assert NAME not in locations.names(copy)
+        before = _file_hashes(copy)
+        stack.make("location", f"NAME={NAME}", timeout=600)
+        after = _file_hashes(copy)
+        stack.changed_by_scaffold = sorted(path for path in set(before) | set(after) if before.get(path) != after.get(path))
+        stack.make("up", timeout=900)
     except Exception:
         print(stack.logs())
         stack.down()
@@ -69,14 +80,14 @@ def editor(team_stack) -> DagsterGraphQL:
     return DagsterGraphQL(team_stack.base_url, auth=team_stack.admin)
 
 
-def test_the_location_is_one_folder_and_one_registry_entry(copy):
-    """Outside its folder the new location is named in dg.toml and uv.lock only (this test file
-    names it too, and compose.locations.yaml is generated and git-ignored)."""
-    named = subprocess.run(["grep", "-rlw", NAME, "--exclude-dir=.venv", "--exclude-dir=.git",
-                            "--exclude=compose.locations.yaml", f"--exclude={Path(__file__).name}", "."],
-                           cwd=copy, capture_output=True, text=True).stdout
-    outside = sorted(p.removeprefix("./") for p in named.split() if not p.startswith(f"./code_locations/{NAME}/"))
+def test_the_location_is_one_folder_and_one_registry_entry(team_stack, copy):
+    """`make location` wrote its folder and changed only dg.toml and uv.lock outside it (besides
+    the git-ignored files it generates: compose.locations.yaml, .env)."""
+    ignored = {"compose.locations.yaml", ".env"}
+    outside = [p for p in team_stack.changed_by_scaffold
+               if not p.startswith(f"code_locations/{NAME}/") and p not in ignored and not p.startswith(".dagster_dev/")]
     assert outside == ["dg.toml", "uv.lock"], outside
+    assert f"code_locations/{NAME}/asset_specs.json" in team_stack.changed_by_scaffold
     assert NAME in locations.names(copy)
 
 
@@ -127,3 +138,15 @@ def test_a_viewer_sees_it_read_only_through_the_gateway(team_stack, copy, sales_
     assert viewer.events(sales_run[0]), "a viewer reads the run's events"
     with pytest.raises(AssertionError, match=UNAUTHORIZED):
         viewer.launch_asset_run(NAME, ASSET, datetime.now(UTC).date().isoformat())
+
+
+def test_remove_takes_it_out_of_the_running_stack(team_stack, copy, editor, sales_run):
+    refused = team_stack.make("location-remove", "NAME=ingestion", check=False, timeout=300)
+    assert refused.returncode != 0 and "reporting" in refused.stderr, refused.stderr
+    assert "ingestion" in locations.names(copy)
+    team_stack.make("location-remove", f"NAME={NAME}", timeout=300)
+    assert not (copy / "code_locations" / NAME).exists() and NAME not in locations.names(copy)
+    team_stack.make("up", timeout=900)
+    assert NAME.replace("_", "-") not in team_stack.services()
+    editor.wait_for(f"{NAME} to leave the workspace", lambda: NAME not in editor.locations(), timeout=120)
+    editor.wait_locations_loaded(locations.names(copy), timeout=120)

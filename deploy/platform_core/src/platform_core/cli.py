@@ -2,6 +2,7 @@
 
   compose            write compose.locations.yaml from the registry (make prepare / up)
   names              the registered locations, one per line
+  workspace          the workspace.yaml the webserver and daemon load (what compose mounts)
   new NAME           scaffold code_locations/NAME and register it (make location)
   remove NAME [--force]
                      unregister and delete it, unless another location depends on it
@@ -25,6 +26,8 @@ def main(argv: list[str]) -> int:
             print(f"wrote {locations_compose.write(root).relative_to(root)}")
         elif command == "names":
             print("\n".join(locations.names(root)))
+        elif command == "workspace":
+            print(locations_compose.workspace_yaml(locations.load(root)), end="")
         elif command == "new" and len(args) == 1:
             folder = location_scaffold.new(args[0], root)
             print(f"created {folder.relative_to(root)} and registered it in {locations.REGISTRY_FILE}")
