@@ -85,7 +85,7 @@ def transition(last_alerted: bool | None, healthy: bool, seen_healthy: bool, sin
 
 
 def alert_payload(kind: str, project: str, report) -> dict:
-    """Same shape as the reporting location's run-failure alerts: flat, short, with a UI link."""
+    """Same shape as the platform location's run-failure alerts: flat, short, with a UI link."""
     summary = ("; ".join(report.reasons) if kind == "unhealthy" else "all checks pass again")
     return {
         "source": "watchdog",

@@ -81,7 +81,9 @@ def declared_settings() -> dict[str, settings.Setting]:
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses look their module up there
         spec.loader.exec_module(module)
-    return settings.declared()
+    # Only the repository's own declarations: tests declare settings of their own (test_settings).
+    return {name: setting for name, setting in settings.declared().items()
+            if "test" not in setting.origin.split(":")[0].split(".")[-1]}
 
 
 def gateway_defaults() -> dict[str, set[str]]:

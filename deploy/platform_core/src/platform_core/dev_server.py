@@ -8,6 +8,7 @@ sessions), and the location's own settings from its pyproject.toml, container pa
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -67,9 +68,19 @@ def local_postgres(home: Path, port: int) -> dict[str, str]:
             "WAREHOUSE_USER": "postgres", "WAREHOUSE_PASSWORD": password}
 
 
-def command(location: Location, port: int) -> list[str]:
-    return ["dagster", "dev", "-m", location.definitions_module, "--location-name", location.name,
-            "-h", "127.0.0.1", "-p", str(port)]
+def workspace_file(root: Path, location: Location, home: Path) -> Path:
+    """A workspace of this one location. `dagster dev -m MODULE` names the location after its
+    module (platform_ops.definitions) and has no option to name it otherwise; the workspace's
+    `location_name` names it as the stack does (platform). JSON is YAML."""
+    path = home / f"workspace.{location.name}.yaml"
+    entry = {"module_name": location.definitions_module, "location_name": location.name,
+             "working_directory": str(root / location.path)}
+    path.write_text(json.dumps({"load_from": [{"python_module": entry}]}, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def command(workspace: Path, port: int) -> list[str]:
+    return ["dagster", "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)]
 
 
 def main(argv: list[str]) -> int:
@@ -88,8 +99,9 @@ def main(argv: list[str]) -> int:
     env.update({name: local_value(value, home) for name, value in {**location.env, **location.code_server_env}.items()})
     print(f"make dev: {location.name} at http://127.0.0.1:{ui_port} (instance {home / 'home'}, "
           f"warehouse 127.0.0.1:{pg_port})", flush=True)
+    argv = command(workspace_file(root, location, home), ui_port)
     os.chdir(root / location.path)
-    os.execvpe(command(location, ui_port)[0], command(location, ui_port), env)
+    os.execvpe(argv[0], argv, env)
     return 0
 
 

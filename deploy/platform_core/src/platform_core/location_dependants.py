@@ -6,11 +6,17 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from platform_core.locations import Location, load
+from platform_core.locations import Location, LocationError, load
 
 
 def _graph(location: Location):
-    return importlib.import_module(location.definitions_module).defs.resolve_asset_graph()
+    try:
+        return importlib.import_module(location.definitions_module).defs.resolve_asset_graph()
+    except Exception as exc:  # noqa: BLE001 - whatever a location's code raises, say whose it is
+        raise LocationError(
+            f"cannot load the definitions of location {location.name!r} ({location.definitions_module}) to check "
+            f"which locations depend on which: {type(exc).__name__}: {exc}. Fix it (make test-fast shows it) and retry."
+        ) from exc
 
 
 def dependants(name: str, root: Path) -> list[str]:

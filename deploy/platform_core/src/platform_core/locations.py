@@ -25,6 +25,9 @@ RESERVED_NAMES = frozenset({
     "replay", "shared", "flights_shared", "platform_core", "platform_ops", "dagster", "dg",
     "deploy", "tests", "test", "benchmarks", "docs", "src", "definitions", "defs", "location",
     "locations", "workspace", "default", "all", "none", "null", "true", "false",
+    # The compose services a location's service (its name, "_" as "-") must not collide with:
+    # the templates it extends and the barrier compose.locations.yaml adds.
+    "code_location", "location_service", "code_locations_ready",
 })  # fmt: skip
 
 
@@ -55,9 +58,9 @@ class Location:
 
 
 def repo_root(start: Path | None = None) -> Path:
-    """The folder holding dg.toml, searched upwards from `start` (default: this package's
-    checkout, then the working directory)."""
-    candidates = [start] if start else [Path(__file__).resolve(), Path.cwd()]
+    """The folder holding dg.toml, searched upwards from `start` (default: the working directory,
+    where make runs, then this package's checkout)."""
+    candidates = [start] if start else [Path.cwd(), Path(__file__).resolve()]
     for candidate in candidates:
         for folder in [candidate, *candidate.parents]:
             if (folder / REGISTRY_FILE).is_file():
@@ -142,3 +145,25 @@ def check_new_name(name: str, root: Path) -> None:
         raise LocationError(f"location {name!r} already exists ({REGISTRY_FILE}): choose another name or remove it first")
     if (root / "code_locations" / name).exists():
         raise LocationError(f"code_locations/{name} already exists but is not registered in {REGISTRY_FILE}: move it away or register it")
+    taken = _installed_as(name, root)
+    if taken:
+        raise LocationError(f"location name {name!r} is taken by {taken}: its package would shadow that one; choose another")
+
+
+def _installed_as(name: str, root: Path) -> str | None:
+    """What already goes by `name` in this workspace's Python environment: a locked distribution
+    (uv.lock, other than a leftover of code_locations/<name> itself) or, when the venv exists, a
+    top-level module of its site-packages (yaml, grpc, ...). The template names the location's
+    distribution and module after it."""
+    wanted = re.sub(r"[-_.]+", "-", name)
+    lock = root / "uv.lock"
+    if lock.is_file():
+        for package in _read_toml(lock).get("package", []):
+            source = package.get("source", {})
+            own = source.get("editable") == f"code_locations/{name}" or source.get("virtual") == f"code_locations/{name}"
+            if re.sub(r"[-_.]+", "-", str(package.get("name", "")).lower()) == wanted and not own:
+                return f"the package {package['name']!r} in uv.lock"
+    for site_packages in (root / ".venv" / "lib").glob("python3*/site-packages"):
+        if (site_packages / name).is_dir() or any(site_packages.glob(f"{name}.py")) or any(site_packages.glob(f"{name}.*.so")):
+            return f"the module {name!r} installed in .venv"
+    return None

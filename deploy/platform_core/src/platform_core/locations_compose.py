@@ -37,6 +37,13 @@ def _default_of(compose_text: str, variable: str) -> str:
     return match.group(1)
 
 
+def _root_services(compose_text: str) -> set[str]:
+    """The services docker-compose.yml defines itself (the keys of its top-level `services:`,
+    indented two spaces): a generated service of the same name would conflict with it."""
+    block = re.search(r"^services:[^\n]*\n(.*?)(?=^[^\s#]|\Z)", compose_text, re.MULTILINE | re.DOTALL)
+    return set(re.findall(r"^  ([A-Za-z0-9][A-Za-z0-9_.-]*):", block.group(1), re.MULTILINE)) if block else set()
+
+
 def image_reference(compose_text: str, location: Location) -> str:
     prefix = _default_of(compose_text, "IMAGE_PREFIX")
     tag = _default_of(compose_text, "IMAGE_TAG")
@@ -148,11 +155,16 @@ def render(root: Path) -> str:
         raise ValueError("dg.toml registers no code location: the webserver would have nothing to load")
     compose_text = (root / ROOT_COMPOSE).read_text(encoding="utf-8")
     services: dict[str, dict] = {}
+    taken = _root_services(compose_text) | {READY_SERVICE}
     for location in locations:
         for name, entry in {location.service: service(compose_text, location),
                             **companions(compose_text, location)}.items():
             if name in services:
                 raise ValueError(f"two locations define a compose service named {name!r}")
+            if name in taken:
+                owner = "this generator's barrier" if name == READY_SERVICE else ROOT_COMPOSE
+                raise ValueError(f"location {location.name!r} would define the compose service {name!r}, "
+                                 f"which {owner} already defines: rename the location")
             services[name] = entry
     services[READY_SERVICE] = {
         # One-shot: done once every code server serves, so the webserver and daemon start after
