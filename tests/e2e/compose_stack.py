@@ -6,6 +6,8 @@ import os
 import secrets
 import socket
 import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from platform_core import locations
@@ -74,6 +76,25 @@ class ComposeStack:
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result
+
+    @contextmanager
+    def serving(self, request, then: Callable[["ComposeStack"], None] | None = None) -> Iterator["ComposeStack"]:
+        """up() (and `then`, more bring-up), yield, down(); the logs are printed when the bring-up
+        or any test of the session failed."""
+        try:
+            self.up()
+            if then:
+                then(self)
+        except Exception:
+            print(self.logs())
+            self.down()
+            raise
+        try:
+            yield self
+        finally:
+            if request.session.testsfailed:
+                print(f"\n===== compose logs of {self.project} =====\n{self.logs()}")
+            self.down()
 
     def up(self) -> None:
         self.compose("up", "-d", "--build", "--wait", "--wait-timeout", "300")

@@ -11,16 +11,8 @@ from tests.e2e.dagster_graphql import DagsterGraphQL
 @pytest.fixture(scope="session")
 def stack(request, tmp_path_factory):
     stack = ComposeStack(f"flights-e2e-{secrets.token_hex(3)}", tmp_path_factory.mktemp("compose"))
-    try:
-        stack.up()
-    except Exception:
-        print(stack.logs())
-        stack.down()
-        raise
-    yield stack
-    if request.session.testsfailed:
-        print(f"\n===== compose logs of {stack.project} =====\n{stack.logs()}")
-    stack.down()
+    with stack.serving(request):
+        yield stack
 
 
 @pytest.fixture(scope="session")

@@ -55,22 +55,18 @@ def copy(tmp_path_factory):
 def team_stack(request, copy, tmp_path_factory):
     stack = ComposeStack(f"flights-newloc-{secrets.token_hex(3)}", tmp_path_factory.mktemp("newloc"),
                          extra_env={"IMAGE_TAG": IMAGE_TAG}, repo=copy)
-    try:
-        stack.up()  # the stack as cloned, before the team's location exists
+
+    def add_the_location(stack):
+        """The stack runs as cloned; then the team scaffolds its location and runs `make up`."""
         assert NAME not in locations.names(copy)
         before = _file_hashes(copy)
         stack.make("location", f"NAME={NAME}", timeout=600)
         after = _file_hashes(copy)
         stack.changed_by_scaffold = sorted(path for path in set(before) | set(after) if before.get(path) != after.get(path))
         stack.make("up", timeout=900)
-    except Exception:
-        print(stack.logs())
-        stack.down()
-        raise
-    yield stack
-    if request.session.testsfailed:
-        print(f"\n===== compose logs of {stack.project} =====\n{stack.logs()}")
-    stack.down()
+
+    with stack.serving(request, then=add_the_location):
+        yield stack
     images = [f"flights-platform/{name}:{IMAGE_TAG}" for name in ["dagster", "gateway", *locations.names(copy)]]
     subprocess.run(["docker", "image", "rm", *images], capture_output=True)
 
