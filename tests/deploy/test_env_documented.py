@@ -28,7 +28,9 @@ DIRECT_READ = re.compile(r"os\.environ(?:\.get)?[\[(]\s*[\"']([A-Z][A-Z0-9_]*)[\
 SCRIPTS = ["deploy/docker/render_dagster_yaml.py", "deploy/docker/daemon_healthcheck.py",
            "deploy/docker/webserver_launcher.py", "deploy/ops/platform_status.py",
            "deploy/ops/platform_watchdog.py", "deploy/ops/backup.py"]
-GATEWAY_SCRIPTS = ["deploy/gateway/gateway-entrypoint", "deploy/gateway/gateway-lib.sh", "deploy/gateway/gateway-users"]
+# Shell scripts that read settings: the gateway's, and Postgres' first-start script.
+SHELL_SCRIPTS = ["deploy/gateway/gateway-entrypoint", "deploy/gateway/gateway-lib.sh", "deploy/gateway/gateway-users",
+                 *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "deploy/postgres/initdb").glob("*.sh")))]
 
 
 def documented() -> tuple[dict[str, str], set[str]]:
@@ -86,9 +88,9 @@ def declared_settings() -> dict[str, settings.Setting]:
             if "test" not in setting.origin.split(":")[0].split(".")[-1]}
 
 
-def gateway_defaults() -> dict[str, set[str]]:
+def shell_defaults() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
-    for script in GATEWAY_SCRIPTS:
+    for script in SHELL_SCRIPTS:
         for name, default in SHELL_DEFAULT.findall((ROOT / script).read_text()):
             found.setdefault(name, set()).add(default)
     return found
@@ -124,7 +126,7 @@ def declared():
 
 @pytest.fixture(scope="module")
 def read(declared) -> set[str]:
-    return set(compose_reads()) | set(declared) | set(gateway_defaults()) | code_reads()
+    return set(compose_reads()) | set(declared) | set(shell_defaults()) | code_reads()
 
 
 def test_every_variable_read_is_documented(docs, read):
@@ -160,9 +162,9 @@ def test_code_defaults_are_as_documented(docs, declared):
                 f"{name}: .env.example says {documented_value!r}, the code's default is {setting.default!r}")
 
 
-def test_gateway_defaults_are_as_documented(docs):
+def test_shell_defaults_are_as_documented(docs):
     defaults, _ = docs
-    for name, written in gateway_defaults().items():
+    for name, written in shell_defaults().items():
         assert written == {defaults[name]}, f"{name}: gateway scripts default {sorted(written)}, .env.example {defaults[name]!r}"
 
 
@@ -171,7 +173,7 @@ def test_no_variable_has_a_default_in_two_places(declared):
     compose = compose_reads()
     twice = sorted(name for name, written in compose.items()
                    if written and name != "COMPOSE_PROJECT_NAME"
-                   and ((name in declared and declared[name].default is not None) or name in gateway_defaults()))
+                   and ((name in declared and declared[name].default is not None) or name in shell_defaults()))
     assert not twice, f"default written in compose and in the code: {twice}"
 
 
