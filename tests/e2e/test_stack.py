@@ -24,8 +24,25 @@ def test_every_service_is_healthy_and_init_completed(stack):
     for name in LONG_RUNNING:
         assert services[name]["State"] == "running", services[name]
         assert services[name]["Health"] == "healthy", services[name]
-    assert services["dagster-init"]["State"] == "exited"
-    assert services["dagster-init"]["ExitCode"] == 0
+    for one_shot in ("preflight", "dagster-init", "code-locations-ready"):
+        assert services[one_shot]["State"] == "exited", services[one_shot]
+        assert services[one_shot]["ExitCode"] == 0, services[one_shot]
+
+
+def test_placeholder_passwords_are_refused_before_postgres_starts(stack):
+    """The passwords .env.example ships would become the roles' passwords for good."""
+    result = stack.compose("run", "--rm", "--no-deps", "-e", "WAREHOUSE_PASSWORD=change-me-warehouse",
+                           "preflight", check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "WAREHOUSE_PASSWORD is the placeholder of .env.example" in output and "make prepare" in output
+
+
+def test_gateway_refuses_plain_http_beyond_loopback(stack):
+    """Basic auth over plain HTTP to other machines would hand out the passwords."""
+    result = stack.compose("run", "--rm", "--no-deps", "-e", "GATEWAY_BIND=0.0.0.0", "gateway", check=False)
+    assert result.returncode != 0
+    assert "GATEWAY_BIND=0.0.0.0 publishes the login over plain HTTP" in result.stdout + result.stderr
 
 
 def test_postgres_and_code_servers_are_not_published(stack):
