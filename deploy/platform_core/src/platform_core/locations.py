@@ -22,7 +22,7 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
 # shadow a module or confuse a reader ("shared" is the library both demo locations use).
 RESERVED_NAMES = frozenset({
     "postgres", "dagster_init", "webserver", "webserver_viewer", "gateway", "watchdog", "daemon",
-    "replay", "shared", "flights_shared", "platform_core", "platform_ops", "dagster", "dg",
+    "replay", "preflight", "shared", "flights_shared", "platform_core", "platform_ops", "dagster", "dg",
     "deploy", "tests", "test", "benchmarks", "docs", "src", "definitions", "defs", "location",
     "locations", "workspace", "default", "all", "none", "null", "true", "false",
     # The compose services a location's service (its name, "_" as "-") must not collide with:
