@@ -137,7 +137,7 @@ def _emit(value, indent: int) -> list[str]:
                 lines.append(f"{pad}{key}:")
                 lines.extend(_emit(item, indent + 2))
             else:
-                lines.append(f"{pad}{key}: {_scalar(item) if not isinstance(item, (dict, list)) else json.dumps(item)}")
+                lines.append(f"{pad}{key}: {_scalar(item)}")  # empty {} and [] as JSON too
     else:
         for item in value:
             if isinstance(item, (dict, list)):

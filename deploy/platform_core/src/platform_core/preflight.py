@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import sys
 
-from platform_core import settings
+from platform_core import dagster_storage, settings
 
 PASSWORDS = [
     settings.text("POSTGRES_PASSWORD", required=True, doc="Postgres' superuser password"),
-    settings.text("DAGSTER_PG_PASSWORD", required=True, doc="that role's password"),
+    dagster_storage.PASSWORD,
+    # Declared by flights_shared.warehouse, which this image (the instance's) does not carry.
     settings.text("WAREHOUSE_PASSWORD", required=True, doc="that role's password"),
 ]
 PLACEHOLDER_PREFIX = "change-me"
