@@ -111,7 +111,9 @@ def read_landing_csv(path: Path, label: str, dtypes: dict[str, str], day: date) 
                 )
             values = values.astype("Int64")
         elif kind == "Float64":
-            values = values.astype("Float64")
+            # pandas 2's to_numeric parses with a fast, inexact strtod (10.357019999999999 comes
+            # back as 10.35702); the values are known numeric here, so convert them exactly.
+            values = raw[column].astype("Float64")
         typed[column] = values
     elsewhere = (typed["year"] != day.year) | (typed["month"] != day.month) | (typed["day"] != day.day)
     other_days = typed[elsewhere.fillna(True).astype(bool)]
