@@ -3,6 +3,7 @@ pandas -> Postgres type mapping."""
 
 import datetime as dt
 
+import adbc_driver_manager
 import numpy as np
 import pandas as pd
 import psycopg2
@@ -179,17 +180,39 @@ def test_extra_column_fails_naming_it_and_keeps_previous_rows(clean_warehouse, s
 
 @pytest.mark.postgres
 def test_copy_failure_after_delete_rolls_back(clean_warehouse, sql_rows):
-    """A load failing mid-COPY (after the DELETE ran) must leave the partition's old rows."""
+    """A load failing mid-COPY (after the DELETE ran, in the same transaction) must leave the
+    partition's old rows, and the other days untouched."""
+    rows = {DAY1: ["kept-a", "kept-b"], DAY2: ["other-day"]}
+    daily = partitioned_asset(rows)
+    for day in (DAY1, DAY2):
+        materialize([daily], partition_key=day, resources=resources(clean_warehouse))
+    # Only the server can refuse these rows: the frame converts fine, COPY then trips the check
+    # on the second row, after the first was written and the window's old rows were deleted.
+    with clean_warehouse.connection() as conn, conn.cursor() as cursor:
+        cursor.execute("ALTER TABLE iotest.daily ADD CONSTRAINT no_bad CHECK (label <> 'bad')")
+
+    rows[DAY1] = ["fine", "bad", "fine-too"]
+    with pytest.raises(adbc_driver_manager.IntegrityError, match="no_bad"):
+        materialize([daily], partition_key=DAY1, resources=resources(clean_warehouse))
+    assert labels_by_day(sql_rows, clean_warehouse) == {DAY1: ["kept-a", "kept-b"], DAY2: ["other-day"]}
+
+
+@pytest.mark.postgres
+def test_wrong_value_type_fails_naming_column_and_types_and_keeps_rows(clean_warehouse, sql_rows):
+    """Text in a bigint column is refused before anything is deleted, naming table, column and both types."""
     rows = {DAY1: ["kept-a", "kept-b"]}
     materialize([partitioned_asset(rows)], partition_key=DAY1, resources=resources(clean_warehouse))
 
     @asset(key=["iotest", "daily"], **PARTITIONED)
     def bad_types(context) -> pd.DataFrame:
-        # `n` is bigint in the table; text in it only fails inside COPY.
         return day_frame(context.partition_key, ["new"]).assign(n="not-a-number")
 
-    with pytest.raises(psycopg2.errors.InvalidTextRepresentation):
+    with pytest.raises(SchemaMismatchError) as excinfo:
         materialize([bad_types], partition_key=DAY1, resources=resources(clean_warehouse))
+    message = str(excinfo.value)
+    assert "iotest.daily.n is int8" in message
+    assert "frame's column is object" in message
+    assert "not-a-number" in message
     assert labels_by_day(sql_rows, clean_warehouse) == {DAY1: ["kept-a", "kept-b"]}
 
 

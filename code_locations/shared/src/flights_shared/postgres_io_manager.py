@@ -1,15 +1,13 @@
 """pandas <-> Postgres IO manager for the warehouse.
 
 A partition is replaced, never appended to: in one transaction the rows of the partition's
-window are deleted and the new frame is streamed in with COPY, so re-running a partition (or a
-retry after a crash) cannot duplicate rows and a failed load leaves the previous data intact."""
+window are deleted and the new frame is loaded by binary COPY (Arrow's ADBC PostgreSQL driver
+encodes it), so re-running a partition (or a retry after a crash) cannot duplicate rows and a
+failed load leaves the previous data intact."""
 
-import io
-import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
-import numpy as np
 import pandas as pd
 from dagster import (
     ConfigurableIOManager,
@@ -49,18 +47,19 @@ def postgres_type(series: pd.Series) -> str:
     return "text"
 
 
-def _existing_columns(cursor, schema: str, table: str) -> set[str]:
-    """Column names of schema.table; empty when it does not exist (pg_attribute, not the far
-    slower information_schema view: this runs on every load)."""
+def _existing_columns(cursor, schema: str, table: str) -> dict[str, str]:
+    """Column name -> type name (pg_type.typname) of schema.table; empty when it does not exist
+    (pg_attribute, not the far slower information_schema view: this runs on every load)."""
     cursor.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(format('%%I.%%I', %s, %s)) "
-        "AND attnum > 0 AND NOT attisdropped",
+        "SELECT attname, typname FROM pg_attribute "
+        "JOIN pg_type ON pg_type.oid = atttypid "
+        "WHERE attrelid = to_regclass(format('%%I.%%I', %s, %s)) AND attnum > 0 AND NOT attisdropped",
         (schema, table),
     )
-    return {row[0] for row in cursor.fetchall()}
+    return dict(cursor.fetchall())
 
 
-def _ensure_table(cursor, schema: str, table: str, frame: pd.DataFrame) -> None:
+def _ensure_table(cursor, schema: str, table: str, frame: pd.DataFrame) -> dict[str, str]:
     columns = [
         sql.SQL("{} {}").format(sql.Identifier(str(name)), sql.SQL(postgres_type(frame[name])))
         for name in frame.columns
@@ -74,10 +73,12 @@ def _ensure_table(cursor, schema: str, table: str, frame: pd.DataFrame) -> None:
             sql.Identifier(schema), sql.Identifier(table), sql.SQL(", ").join(columns)
         )
     )
-    _check_columns(_existing_columns(cursor, schema, table), schema, table, frame)
+    existing = _existing_columns(cursor, schema, table)
+    _check_columns(existing, schema, table, frame)
+    return existing
 
 
-def _check_columns(existing: set[str], schema: str, table: str, frame: pd.DataFrame) -> None:
+def _check_columns(existing: dict[str, str], schema: str, table: str, frame: pd.DataFrame) -> None:
     unknown = [str(c) for c in frame.columns if str(c) not in existing]
     if unknown:
         raise SchemaMismatchError(
@@ -86,99 +87,88 @@ def _check_columns(existing: set[str], schema: str, table: str, frame: pd.DataFr
         )
 
 
-def _csv_buffer(frame: pd.DataFrame, null_marker: str) -> io.StringIO:
-    """pandas' own CSV writer: the fallback for column types the fast path does not format."""
-    buffer = io.StringIO()
-    # An explicit NULL marker keeps empty strings empty strings; it is random per load so that
-    # no real value (not even the conventional \N) can collide with it and turn into NULL.
-    frame.to_csv(buffer, index=False, header=False, na_rep=null_marker)
-    buffer.seek(0)
-    return buffer
+# Column types the load writes, as Postgres names them (pg_type.typname), and the Arrow type ADBC
+# encodes as each in binary COPY. Other column types are refused by name: binary input must match
+# the column's type exactly, there is no server-side parse to fall back on.
+_ARROW_TYPES = {
+    "int8": "int64",
+    "int4": "int32",
+    "int2": "int16",
+    "float8": "float64",
+    "float4": "float32",
+    "bool": "bool_",
+    "text": "string",
+    "varchar": "string",
+    "date": "date32",
+    "timestamp": "timestamp",
+    "timestamptz": "timestamptz",
+}
 
 
-# Rows per chunk of the fast path: bounds the Python strings alive at once (~15 columns x 64k).
-CHUNK_ROWS = 65_536
-_CSV_SPECIAL = ("\"", ",", "\n", "\r")
+def _arrow_type(pa, pg_type: str):
+    name = _ARROW_TYPES[pg_type]
+    if name == "timestamp":
+        return pa.timestamp("us")
+    if name == "timestamptz":
+        return pa.timestamp("us", tz="UTC")
+    return getattr(pa, name)()
 
 
-def _fast_path_supported(frame: pd.DataFrame) -> bool:
-    for dtype in frame.dtypes:
-        if isinstance(dtype, pd.CategoricalDtype) or isinstance(dtype, pd.PeriodDtype):
-            return False
-        if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
-            continue
-        if dtype.kind not in "biufOU" and not isinstance(dtype, pd.StringDtype):
-            return False
-    return True
+def _text_array(pa, series: pd.Series):
+    """Text as it is; any other value as its str() (1.0, True, Decimal('1.10') keep their look)."""
+    if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+        return pa.array(series, type=pa.string(), from_pandas=True)
+    missing = series.isna().to_numpy(dtype=bool)
+    values = series.astype(object).tolist()
+    return pa.array(
+        [None if gone else (v if isinstance(v, str) else str(v)) for v, gone in zip(values, missing)],
+        type=pa.string(),
+    )
 
 
-def _quoted(values: list[str]) -> list[str]:
-    """CSV quoting where needed; one C-level scan of the joined column decides whether any value
-    needs it. A lone \\. would end COPY's input, so it is quoted too."""
-    joined = "\x00".join(values)
-    if not any(char in joined for char in _CSV_SPECIAL) and "\\." not in joined:
-        return values
-    return [
-        '"' + v.replace('"', '""') + '"' if v == "\\." or any(c in v for c in _CSV_SPECIAL) else v
-        for v in values
+def _arrow_column(pa, series: pd.Series, pg_type: str, where: str):
+    """One frame column as the Arrow array ADBC writes into a column of pg_type, or a
+    SchemaMismatchError naming the column, its dtype and the table's type."""
+
+    def mismatch(why: str) -> SchemaMismatchError:
+        return SchemaMismatchError(
+            f"{where}.{series.name} is {pg_type} but the frame's column is {series.dtype}: {why}"
+        )
+
+    if pg_type not in _ARROW_TYPES:
+        raise mismatch(f"the IO manager loads only columns of types {sorted(_ARROW_TYPES)}")
+    target = _arrow_type(pa, pg_type)
+    if target == pa.string():
+        return _text_array(pa, series)
+    try:
+        array = pa.array(series, from_pandas=True)  # NaN/NA/None/NaT -> NULL
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise mismatch(f"its values do not convert ({exc})") from exc
+    if pa.types.is_timestamp(array.type) and pa.types.is_timestamp(target):
+        if (array.type.tz is None) != (target.tz is None):
+            raise mismatch(
+                "naive and timezone-aware timestamps do not mix (tz_localize the column, or "
+                "tz_convert(None) it, to match the table)"
+            )
+        return array.cast(target, safe=False)  # ns -> us: Postgres keeps microseconds
+    if array.type == target:
+        return array
+    try:
+        return array.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise mismatch(f"its values do not convert ({exc})") from exc
+
+
+def _arrow_table(frame: pd.DataFrame, pg_types: dict[str, str], where: str):
+    """The frame as Arrow, typed by the table it goes into (checked before anything is deleted)."""
+    import pyarrow as pa  # only where a load runs; see WarehouseResource.arrow_connection
+
+    names = [str(c) for c in frame.columns]
+    arrays = [
+        _arrow_column(pa, frame.iloc[:, i].rename(name), pg_types[name], where)
+        for i, name in enumerate(names)
     ]
-
-
-def _csv_column(series: pd.Series, null_marker: str) -> list[str]:
-    """One column as CSV fields. Each distinct value is formatted once (factorize), then fields
-    are picked by code: a day's flights have a few thousand distinct values per column, and
-    pandas' to_csv formats every cell in Python."""
-    dtype = series.dtype
-    if dtype.kind == "f":
-        # Python's str(float) is the shortest repr, as pandas writes it; float32 is printed at
-        # its own width by numpy (a float64 repr would add digits pandas does not write).
-        numpy_dtype = getattr(dtype, "numpy_dtype", dtype)
-        values = series.to_numpy(dtype=numpy_dtype, na_value=np.nan)
-        texts = list(map(repr, values.tolist())) if numpy_dtype == np.float64 else values.astype(str).tolist()
-        fields = np.array(texts, dtype=object)
-        fields[np.isnan(values)] = null_marker
-        return fields.tolist()
-    if dtype == object and pd.api.types.infer_dtype(series, skipna=True) not in ("string", "date", "empty"):
-        # Mixed Python objects: 1, 1.0 and True are equal as dict keys but print differently.
-        fields = np.array([v if isinstance(v, str) else str(v) for v in series.tolist()], dtype=object)
-        fields[:] = _quoted(fields.tolist())
-        fields[series.isna().to_numpy(dtype=bool)] = null_marker
-        return fields.tolist()
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    if isinstance(dtype, pd.DatetimeTZDtype):
-        texts = [t.isoformat() for t in uniques.tz_convert("UTC")]  # the same instant, timestamptz
-    elif pd.api.types.is_datetime64_dtype(dtype):
-        texts = [t.isoformat() for t in uniques]
-    else:  # ints, bools, text, dates: str() of each, as the csv module writes them
-        texts = _quoted([v if isinstance(v, str) else str(v) for v in uniques])
-    # Code -1 (missing) picks the last entry: the NULL marker.
-    return np.array([*texts, null_marker], dtype=object)[codes].tolist()
-
-
-def _csv_chunks(frame: pd.DataFrame, null_marker: str) -> Iterator[bytes]:
-    for start in range(0, len(frame), CHUNK_ROWS):
-        chunk = frame.iloc[start : start + CHUNK_ROWS]
-        columns = [_csv_column(chunk.iloc[:, i], null_marker) for i in range(chunk.shape[1])]
-        yield ("\n".join(map(",".join, zip(*columns))) + "\n").encode("utf-8")
-
-
-class _ChunkReader(io.RawIOBase):
-    """File-like view of the chunks for copy_expert, which reads until an empty result."""
-
-    def __init__(self, chunks: Iterator[bytes]):
-        self._chunks = chunks
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        return next(self._chunks, b"")
-
-
-def _copy_source(frame: pd.DataFrame, null_marker: str) -> io.IOBase:
-    if frame.shape[1] and _fast_path_supported(frame):
-        return _ChunkReader(_csv_chunks(frame, null_marker))
-    return _csv_buffer(frame, null_marker)
+    return pa.Table.from_arrays(arrays, names=names)
 
 
 class PostgresPandasIOManager(ConfigurableIOManager):
@@ -208,31 +198,34 @@ class PostgresPandasIOManager(ConfigurableIOManager):
                 f"{schema}.{table} is partitioned by {partition_column!r}, "
                 "which the frame does not have"
             )
+        if obj.shape[1] == 0 and len(obj):
+            raise SchemaMismatchError(f"the frame for {schema}.{table} has rows but no columns")
+        names = [str(c) for c in obj.columns]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise SchemaMismatchError(f"the frame for {schema}.{table} has duplicate column(s) {duplicated}")
         target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
         with self.warehouse.connection() as conn, conn.cursor() as cursor:
             existing = _existing_columns(cursor, schema, table)
             if not existing or any(str(c) not in existing for c in obj.columns):
-                _ensure_table(cursor, schema, table, obj)  # first load (or drift: it raises)
-            conn.commit()  # DDL, if any, is done; the replace below is its own transaction
+                existing = _ensure_table(cursor, schema, table, obj)  # first load (or drift: it raises)
             if partition_column is None:
-                cursor.execute(sql.SQL("DELETE FROM {}").format(target))
+                delete = sql.SQL("DELETE FROM {}").format(target)
             else:
-                cursor.execute(
-                    sql.SQL("DELETE FROM {} WHERE {} >= %s AND {} < %s").format(
-                        target, sql.Identifier(partition_column), sql.Identifier(partition_column)
-                    ),
-                    window,
+                delete = sql.SQL("DELETE FROM {} WHERE {} >= $1 AND {} < $2").format(
+                    target, sql.Identifier(partition_column), sql.Identifier(partition_column)
                 )
-            deleted = cursor.rowcount
-            columns = sql.SQL(", ").join(sql.Identifier(str(c)) for c in obj.columns)
-            # Short on purpose: pandas cuts na_rep in float columns to 32 characters.
-            null_marker = f"\\N{secrets.token_hex(8)}"
-            cursor.copy_expert(
-                sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, NULL {})")
-                .format(target, columns, sql.Literal(null_marker))
-                .as_string(cursor),
-                _copy_source(obj, null_marker),
-            )
+            counted_delete = sql.SQL("WITH gone AS ({} RETURNING 1) SELECT count(*) FROM gone").format(
+                delete
+            ).as_string(cursor)
+        # DDL, if any, is committed; the replace below is one transaction of its own, and the
+        # frame is converted (and checked against the table's types) before it starts.
+        rows = _arrow_table(obj, existing, f"{schema}.{table}")
+        with self.warehouse.arrow_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(counted_delete, window or None)
+            (deleted,) = cursor.fetchone()
+            if rows.num_rows:
+                cursor.adbc_ingest(table, rows, mode="append", db_schema_name=schema)
         context.add_output_metadata(
             {"table": f"{schema}.{table}", "row_count": len(obj), "rows_replaced": deleted}
         )

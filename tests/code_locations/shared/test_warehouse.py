@@ -1,0 +1,66 @@
+"""WarehouseResource.arrow_connection (the ADBC connection the IO manager loads through) against
+a real Postgres: the same settings as connection(), any password, one transaction."""
+
+import adbc_driver_manager
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+from flights_shared.warehouse import WarehouseConnectionError, WarehouseResource
+
+# Every character with a meaning in a URI (and a space, a quote, a percent sign, non-ASCII).
+AWKWARD_PASSWORD = "p@ss:w/rd?#&=+% 'q\"é"
+
+
+@pytest.mark.postgres
+def test_wrong_password_names_user_host_and_database_not_the_password(warehouse):
+    bad = warehouse.model_copy(update={"password": "definitely-wrong"})
+    with pytest.raises(WarehouseConnectionError) as excinfo:
+        with bad.arrow_connection():
+            pass
+    message = str(excinfo.value)
+    assert f"warehouse {warehouse.dbname!r} at {warehouse.host}:{warehouse.port} as {warehouse.user!r}" in message
+    assert "password authentication failed" in message
+    assert "definitely-wrong" not in message
+    assert "definitely-wrong" not in str(excinfo.value.__cause__)
+    assert isinstance(excinfo.value.__cause__, adbc_driver_manager.OperationalError)
+
+
+@pytest.mark.postgres
+def test_user_and_password_with_uri_characters_connect(warehouse, postgres_server):
+    """User name and password are percent-encoded into the URI, never spliced in raw."""
+    user = "load@er:/x"
+    admin = psycopg2.connect(**postgres_server)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(user), sql.Literal(AWKWARD_PASSWORD)))  # fmt: skip
+            cursor.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                sql.Identifier(warehouse.dbname), sql.Identifier(user)))  # fmt: skip
+        awkward = WarehouseResource(host=warehouse.host, port=warehouse.port, dbname=warehouse.dbname,
+                                    user=user, password=AWKWARD_PASSWORD, application_name="load r&d")
+        with awkward.arrow_connection() as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT current_user, current_database(), current_setting('application_name')")
+            assert cursor.fetchone() == (user, warehouse.dbname, "load r&d")
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(
+                sql.Identifier(warehouse.dbname), sql.Identifier(user)))  # fmt: skip
+            cursor.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(user)))
+        admin.close()
+
+
+@pytest.mark.postgres
+def test_arrow_connection_commits_on_exit_and_rolls_back_on_error(clean_warehouse, sql_rows):
+    """The IO manager's delete-and-load is atomic because this context is one transaction."""
+    with clean_warehouse.connection() as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE SCHEMA arrowtest; CREATE TABLE arrowtest.t (v int)")
+    with pytest.raises(RuntimeError, match="boom"):
+        with clean_warehouse.arrow_connection() as conn, conn.cursor() as cursor:
+            cursor.execute("INSERT INTO arrowtest.t VALUES (1)")
+            raise RuntimeError("boom")
+    assert sql_rows(clean_warehouse, "SELECT count(*) FROM arrowtest.t") == [(0,)]
+    with clean_warehouse.arrow_connection() as conn, conn.cursor() as cursor:
+        cursor.execute("INSERT INTO arrowtest.t VALUES (2)")
+    assert sql_rows(clean_warehouse, "SELECT v FROM arrowtest.t") == [(2,)]
