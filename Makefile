@@ -181,3 +181,19 @@ bench: ## every benchmark on a throwaway stack (~25 min): table + benchmarks/res
 .PHONY: bench-quick
 bench-quick: ## the benchmarks with fewer repetitions and a two-week backfill (~6 min), for development
 	uv run --frozen python benchmarks/run.py --quick $(BENCH_ARGS)
+
+# --- Kubernetes with Dagster's Helm chart (README "Outgrowing one host") ---
+
+.PHONY: helm-values
+helm-values: ## write deploy/helm/values.locations.yaml (+ volumes.locations.yaml) from the registry: make helm-values [REGISTRY=…] [TAG=…]
+	@$(PLATFORM_CLI) helm --registry '$(REGISTRY)' --tag '$(TAG)'
+
+.PHONY: images
+images: ## tag the instance, gateway and location images for a registry (no push): make images REGISTRY=registry.example.com/flights [TAG=…]
+	@[ -n "$(REGISTRY)" ] || { echo "usage: make images REGISTRY=registry.example.com/flights [TAG=<dagster version>-<git rev>]" >&2; exit 2; }
+	@plan=$$($(PLATFORM_CLI) images --registry '$(REGISTRY)' --tag '$(TAG)') || exit 1; \
+	while read -r source target; do \
+	  docker image inspect "$$source" >/dev/null 2>&1 || { echo "images: $$source is not built here: run make up (or docker compose build) first" >&2; exit 1; }; \
+	  docker tag "$$source" "$$target" && echo "tagged $$target"; \
+	done <<<"$$plan"; \
+	echo "push with: $$(awk '{printf "docker push %s; ", $$2}' <<<"$$plan")"

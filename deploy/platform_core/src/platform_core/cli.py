@@ -3,6 +3,11 @@
   compose            write compose.locations.yaml from the registry (make prepare / up)
   names              the registered locations, one per line
   workspace          the workspace.yaml the webserver and daemon load (what compose mounts)
+  helm [--registry R] [--tag T]
+                     write deploy/helm/values.locations.yaml and volumes.locations.yaml for
+                     Dagster's Helm chart (make helm-values; tag default: <dagster>-<git rev>)
+  images --registry R [--tag T]
+                     the `local-image registry-image` pairs make images tags, one per line
   new NAME           scaffold code_locations/NAME and register it (make location)
   remove NAME [--force]
                      unregister and delete it, unless another location depends on it
@@ -12,7 +17,7 @@ from __future__ import annotations
 
 import sys
 
-from platform_core import location_scaffold, locations, locations_compose
+from platform_core import location_scaffold, locations, locations_compose, locations_helm
 
 
 def main(argv: list[str]) -> int:
@@ -26,6 +31,18 @@ def main(argv: list[str]) -> int:
             print(f"wrote {locations_compose.write(root).relative_to(root)}")
         elif command == "names":
             print("\n".join(locations.names(root)))
+        elif command in ("helm", "images") and _options(args) is not None:
+            options = _options(args)
+            if command == "helm":
+                for path in locations_helm.write(root, options.get("--registry"), options.get("--tag")):
+                    print(f"wrote {path.relative_to(root)}")
+            elif "--registry" not in options:
+                print("usage: images --registry REGISTRY [--tag TAG]", file=sys.stderr)
+                return 2
+            else:
+                tag = options.get("--tag") or locations_helm.default_tag(root)
+                for source, target in locations_helm.image_plan(root, options["--registry"], tag):
+                    print(source, target)
         elif command == "workspace":
             print(locations_compose.workspace_yaml(locations.load(root)), end="")
         elif command == "new" and len(args) == 1:
@@ -43,6 +60,13 @@ def main(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _options(args: list[str]) -> dict[str, str] | None:
+    """--registry R / --tag T pairs (an empty value counts as not given, as make passes them)."""
+    if len(args) % 2 or any(flag not in ("--registry", "--tag") for flag in args[::2]):
+        return None
+    return {flag: value for flag, value in zip(args[::2], args[1::2]) if value}
 
 
 if __name__ == "__main__":
