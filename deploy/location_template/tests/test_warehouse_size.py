@@ -1,13 +1,15 @@
-"""The example asset and its check against a throwaway Postgres (the repository's `warehouse`
-fixture): materialize_to_memory runs the real asset function without writing anything."""
+"""The example asset: its table schema in memory, and its logic (SQL, so it needs the database)
+and check against a throwaway Postgres (the repository's `warehouse` fixture):
+materialize_to_memory runs the real asset function without writing anything."""
 
 from datetime import UTC, date, datetime
 
 from dagster import DagsterInstance, materialize, materialize_to_memory
 
+from flights_shared import table_schemas
 from flights_shared.postgres_io_manager import PostgresPandasIOManager
 
-from __LOCATION__.defs.assets import DAY_COLUMN, size_frame, warehouse_size
+from __LOCATION__.defs.assets import COLUMNS, DAY_COLUMN, WAREHOUSE_SIZE_SCHEMA, size_frame, warehouse_size
 from __LOCATION__.defs.checks import warehouse_size_is_measured
 
 
@@ -18,6 +20,17 @@ def today() -> str:
 def test_size_frame_is_one_row_stamped_with_the_day():
     frame = size_frame((8192, 1, 3), date(2026, 1, 2))
     assert frame.to_dict("records") == [{DAY_COLUMN: date(2026, 1, 2), "database_bytes": 8192, "tables": 1, "live_rows": 3}]
+
+
+def test_the_schema_types_the_asset_and_refuses_an_impossible_size():
+    """The Dagster type and the UI's column list come from WAREHOUSE_SIZE_SCHEMA."""
+    assert table_schemas.violations(WAREHOUSE_SIZE_SCHEMA, size_frame((8192, 1, 3), date(2026, 1, 2))) == []
+    verdict = table_schemas.type_check(WAREHOUSE_SIZE_SCHEMA, size_frame((0, 1, 3), date(2026, 1, 2)))
+    assert not verdict.success
+    assert "column 'database_bytes' breaks greater_than(0) in 1 row(s), e.g. 0" in verdict.description
+    assert warehouse_size.op.outs["result"].dagster_type.unique_name == WAREHOUSE_SIZE_SCHEMA.name
+    columns = warehouse_size.specs_by_key[warehouse_size.key].metadata["dagster/column_schema"].schema.columns
+    assert [c.name for c in columns] == [DAY_COLUMN, *COLUMNS]
 
 
 def test_asset_measures_the_warehouse(clean_warehouse):

@@ -1,5 +1,6 @@
 """monthly_carrier_ranking, re-aggregated from daily_delay_summary, against pandas over the
-same flights."""
+same flights. Its logic is SQL run in Postgres, so that test stays on the real warehouse (marked
+postgres by its fixtures); its table schema (the asset's Dagster type) is tested in memory."""
 
 import datetime as dt
 
@@ -9,14 +10,14 @@ import pytest
 from psycopg2 import sql
 
 from reporting.defs.assets.daily import ON_TIME_MINUTES, daily_delay_summary
+from flights_shared import table_schemas as ts
 from reporting.defs.assets.monthly import (
     MONTHLY_CARRIER_RANKING_COLUMNS,
+    MONTHLY_CARRIER_RANKING_SCHEMA,
     MONTHS_OF_2013,
     monthly_carrier_ranking,
 )
 from reporting.defs.assets.upstream import UpstreamNotMaterializedError
-
-pytestmark = pytest.mark.postgres
 
 DAYS = ["2013-01-11", "2013-01-12", "2013-01-13"]  # as loaded by conftest
 JANUARY = "2013-01-01"
@@ -42,6 +43,41 @@ def expected_ranking(flights: pd.DataFrame) -> pd.DataFrame:
     frame["on_time_rate"] = frame["on_time"] / frame["arrived"]
     frame["rank"] = frame["on_time_rate"].rank(method="min", ascending=False).astype(int)
     return frame.sort_index()
+
+
+def ranking_frame(**changes) -> pd.DataFrame:
+    """Two carriers of January as the query returns them (fetch_frame's types)."""
+    frame = pd.DataFrame({
+        "month_start": [dt.date(2013, 1, 1)] * 2, "carrier": ["UA", "AA"], "days_covered": [3, 3],
+        "flights": [100, 80], "cancelled": [2, 1], "arrived": [97, 78], "on_time": [80, 50],
+        "on_time_rate": [80 / 97, 50 / 78], "avg_arr_delay_min": [4.5, None], "rank": [1, 2],
+    })  # fmt: skip
+    frame = frame.assign(**changes)
+    return frame.astype({n: k for n, k in MONTHLY_CARRIER_RANKING_COLUMNS.items() if k != "date"})
+
+
+def test_the_ranking_schema_accepts_a_ranking_and_names_what_breaks_it():
+    assert ts.violations(MONTHLY_CARRIER_RANKING_SCHEMA, ranking_frame()) == []
+    cases = {
+        "column 'on_time_rate' breaks in_range(0, 1) in 1 row(s), e.g. 1.5": {"on_time_rate": [0.8, 1.5]},
+        "column 'rank' breaks greater_than_or_equal_to(1) in 1 row(s), e.g. 0": {"rank": [1, 0]},
+        "columns ['month_start', 'carrier'] break multiple_fields_uniqueness in 2 row(s), e.g. (2013-01-01, 'UA')":
+            {"carrier": ["UA", "UA"]},
+    }  # fmt: skip
+    for message, change in cases.items():
+        verdict = ts.type_check(MONTHLY_CARRIER_RANKING_SCHEMA, ranking_frame(**change))
+        assert not verdict.success
+        assert verdict.description == f"reporting_monthly_carrier_ranking: {message}"
+
+
+def test_the_asset_is_typed_by_the_schema_and_shows_its_columns():
+    dagster_type = monthly_carrier_ranking.op.outs["result"].dagster_type
+    assert dagster_type.unique_name == MONTHLY_CARRIER_RANKING_SCHEMA.name
+    assert not dagster_type.type_check(None, ranking_frame(rank=[1, 0])).success
+    spec = monthly_carrier_ranking.specs_by_key[monthly_carrier_ranking.key]
+    columns = spec.metadata["dagster/column_schema"].schema.columns
+    assert [c.name for c in columns] == list(MONTHLY_CARRIER_RANKING_COLUMNS)
+    assert all(c.description for c in columns)
 
 
 def read_ranking(sql_rows, warehouse) -> pd.DataFrame:

@@ -3,14 +3,17 @@
 import datetime as dt
 
 import pandas as pd
+import pandera.pandas as pa
 from dagster import (
     AssetExecutionContext,
     BackfillPolicy,
     MonthlyPartitionsDefinition,
     asset,
 )
+from pandera.engines import pandas_engine
 from psycopg2 import sql
 
+from flights_shared import table_schemas
 from flights_shared.asset_keys import FLIGHT_DATE_COLUMN, REPORTING_PREFIX
 from flights_shared.postgres_io_manager import PARTITION_EXPR_METADATA
 from flights_shared.warehouse import WarehouseResource
@@ -27,18 +30,27 @@ from reporting.defs.automation import MONTHLY_MONTH_TO_DATE
 MONTHS_OF_2013 = MonthlyPartitionsDefinition(start_date="2013-01-01", end_date="2014-01-01")
 MONTH_COLUMN = "month_start"
 
-MONTHLY_CARRIER_RANKING_COLUMNS = {
-    MONTH_COLUMN: "date",
-    "carrier": "string",
-    "days_covered": "int64",
-    "flights": "int64",
-    "cancelled": "int64",
-    "arrived": "int64",
-    "on_time": "int64",
-    "on_time_rate": "float64",
-    "avg_arr_delay_min": "float64",
-    "rank": "int64",
-}
+COUNT = pa.Check.ge(0)
+MONTHLY_CARRIER_RANKING_SCHEMA = pa.DataFrameSchema(
+    {
+        MONTH_COLUMN: pa.Column(pandas_engine.Date, description="first day of the month; the partition column"),
+        "carrier": pa.Column("string", description="two-letter carrier code (ingestion/airlines)"),
+        "days_covered": pa.Column("int64", pa.Check.in_range(1, 31), description="days of the month summarised so far"),
+        "flights": pa.Column("int64", COUNT, description="scheduled departures from NYC"),
+        "cancelled": pa.Column("int64", COUNT, description="flights that never departed"),
+        "arrived": pa.Column("int64", COUNT, description="flights with a known arrival delay"),
+        "on_time": pa.Column("int64", COUNT, description="arrivals at most 15 minutes late"),
+        "on_time_rate": pa.Column("float64", pa.Check.in_range(0, 1), nullable=True, description="on_time / arrived"),
+        "avg_arr_delay_min": pa.Column("float64", nullable=True, description="mean arrival delay, minutes"),
+        "rank": pa.Column("int64", pa.Check.ge(1), description="1 = best on-time rate of the month; ties share a rank"),
+    },
+    name="reporting_monthly_carrier_ranking",
+    description="Per month and carrier: flights, on-time rate, mean arrival delay and rank.",
+    unique=[MONTH_COLUMN, "carrier"],
+    strict=True,
+    ordered=True,
+)
+MONTHLY_CARRIER_RANKING_COLUMNS = table_schemas.column_types(MONTHLY_CARRIER_RANKING_SCHEMA)
 
 # Re-aggregated from the daily counts: the month's on-time rate is sum(on_time) / sum(arrived)
 # and its mean delay the arrival-weighted mean of the daily means, i.e. exactly the values a
@@ -81,7 +93,8 @@ MONTHLY_CARRIER_RANKING_SQL = sql.SQL(
     group_name="reporting",
     partitions_def=MONTHS_OF_2013,
     deps=[daily_delay_summary],
-    metadata={PARTITION_EXPR_METADATA: MONTH_COLUMN},
+    metadata={PARTITION_EXPR_METADATA: MONTH_COLUMN, **table_schemas.column_schema_metadata(MONTHLY_CARRIER_RANKING_SCHEMA)},
+    dagster_type=table_schemas.dagster_type(MONTHLY_CARRIER_RANKING_SCHEMA),
     kinds={"postgres"},
     automation_condition=MONTHLY_MONTH_TO_DATE,
     backfill_policy=BackfillPolicy.single_run(),
@@ -113,6 +126,10 @@ def monthly_carrier_ranking(
     months = sorted(frame[MONTH_COLUMN].unique())
     context.log.info(f"ranked {frame['carrier'].nunique()} carriers for {len(months)} month(s)")
     context.add_output_metadata(
-        {"months": len(months), "days_covered": int(frame.groupby(MONTH_COLUMN)["days_covered"].first().sum())}
+        {
+            "months": len(months),
+            "days_covered": int(frame.groupby(MONTH_COLUMN)["days_covered"].first().sum()),
+            **table_schemas.type_check_metadata(MONTHLY_CARRIER_RANKING_SCHEMA, frame),
+        }
     )
     return frame
