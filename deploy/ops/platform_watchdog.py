@@ -39,6 +39,11 @@ STARTUP_GRACE = settings.seconds(
 KEEP_MINUTES = settings.number(
     "RUN_CONTAINER_KEEP_MINUTES", 60, minimum=0, doc="exited run containers are removed after this many minutes")
 WEBHOOK_URL = settings.text("ALERT_WEBHOOK_URL", doc="alerts are POSTed here as JSON; unset = alerting off")
+# The count of exited run containers, for Prometheus (README "Monitoring"): the watchdog holds the
+# Docker socket anyway, so the exporter needs none.
+METRICS_PORT = settings.integer(
+    "WATCHDOG_METRICS_PORT", 9109, minimum=0, maximum=65535,
+    doc="serves dagster_run_containers_exited inside the compose network; 0 = off")
 # Declared exactly as render_dagster_yaml.py does (it labels the run containers with it), so both
 # read one setting: compose sets it for every instance service.
 
@@ -144,7 +149,8 @@ class RunContainerPruner:
 
     def prune(self, keep_seconds: float, why: str) -> int:
         try:
-            due = due_for_removal(self.list(), time.time(), keep_seconds)
+            containers = self.list()
+            due = due_for_removal(containers, time.time(), keep_seconds)
         except Exception as exc:  # noqa: BLE001 - no socket access must not stop the health checks
             log.warning("cannot list run containers (docker socket?): %s", exc)
             return 0
@@ -156,6 +162,7 @@ class RunContainerPruner:
                 log.info("removed exited run container %s (%s, %s)", c["name"], c["id"][:12], why)
             except Exception as exc:  # noqa: BLE001 - e.g. removed meanwhile by `make prune-runs`
                 log.warning("could not remove run container %s: %s", c["name"], exc)
+        self.exited_left = sum(c["state"] in PRUNABLE_STATES for c in containers) - removed
         return removed
 
 
@@ -212,6 +219,14 @@ def run() -> int:
              "to " + urlsplit(url).netloc if url else "OFF (ALERT_WEBHOOK_URL empty)", keep_seconds / 60)
 
     pruner = RunContainerPruner(project)
+    exited_gauge = None
+    if METRICS_PORT.get():
+        from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+        registry = CollectorRegistry()
+        exited_gauge = Gauge("dagster_run_containers_exited", "Exited run containers of this project "
+                             "(kept RUN_CONTAINER_KEEP_MINUTES for post-mortems)", registry=registry)
+        start_http_server(METRICS_PORT.get(), registry=registry)
     started = time.monotonic()
     instance = None
     last_alerted: bool | None = None
@@ -254,6 +269,8 @@ def run() -> int:
                     log.error("alert platform_%s NOT delivered, retrying next check: %s", kind, exc)
 
         pruner.prune(keep_seconds, f"older than {keep_seconds / 60:g} min")
+        if exited_gauge is not None and hasattr(pruner, "exited_left"):
+            exited_gauge.set(pruner.exited_left)
         write_heartbeat(iteration, report)
         stop.wait(interval)
 

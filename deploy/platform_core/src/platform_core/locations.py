@@ -28,6 +28,8 @@ RESERVED_NAMES = frozenset({
     # The compose services a location's service (its name, "_" as "-") must not collide with:
     # the templates it extends and the barrier compose.locations.yaml adds.
     "code_location", "location_service", "code_locations_ready",
+    # The monitoring profile's services (README "Monitoring").
+    "monitoring_exporter", "monitoring_prometheus", "monitoring_alertmanager",
 })  # fmt: skip
 
 
