@@ -51,9 +51,10 @@ def require_days(
     missing = [d.isoformat() for d in days if d not in present]
     if missing:
         shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        schema, table = table_for(key)  # named as in the "does not exist yet" message
         raise UpstreamNotMaterializedError(
-            f"{table_identifier(key).as_string(cursor)} has no rows for {len(missing)} day(s): "
-            f"{shown}. Materialize {key.to_user_string()} for those partitions first"
+            f"warehouse table {schema}.{table} has no rows for {len(missing)} day(s): {shown}; "
+            f"materialize {key.to_user_string()} for those partitions first"
         )
 
 
