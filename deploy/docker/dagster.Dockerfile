@@ -35,6 +35,7 @@ COPY --from=build /opt/venv /opt/venv
 COPY --chmod=755 deploy/docker/render_dagster_yaml.py /usr/local/bin/render-dagster-yaml
 # Webserver entry with a short daemon-heartbeat tolerance; the status check and the watchdog loop.
 COPY --chmod=755 deploy/docker/webserver_launcher.py /usr/local/bin/dagster-webserver-launcher
+COPY --chmod=755 deploy/docker/daemon_launcher.py /usr/local/bin/dagster-daemon-launcher
 COPY --chmod=755 deploy/docker/daemon_healthcheck.py /usr/local/bin/daemon-healthcheck
 COPY --chmod=755 deploy/ops/platform_status.py deploy/ops/platform_watchdog.py /opt/dagster/ops/
 ENV PATH=/opt/venv/bin:${PATH} \

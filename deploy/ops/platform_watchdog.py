@@ -2,8 +2,12 @@
 """The `watchdog` service: every WATCHDOG_INTERVAL_SECONDS it evaluates platform_status, POSTs a
 JSON alert to ALERT_WEBHOOK_URL when the platform turns unhealthy and again when it recovers,
 and removes exited run containers of this project (PLATFORM_PROJECT, the compose project) once
-they are RUN_CONTAINER_KEEP_MINUTES old. On SIGTERM (`docker compose stop/down`) it removes every
-exited run container of the project, so they do not outlive the stack.
+they are RUN_CONTAINER_KEEP_MINUTES old. When the daemon is down and its container was killed
+(`docker kill`, which Docker's restart policy counts as a manual stop), it starts it again. On
+SIGTERM (`docker compose stop/down`) it removes every exited run container of the project, so they
+do not outlive the stack; when the daemon is already stopped (`down` stops it first: it depends on
+the watchdog), it first stops the runs still in flight, whose containers would otherwise exit after
+the watchdog had gone.
 
 Not named watchdog.py: Dagster imports the `watchdog` package, which a script of that name next
 to it would shadow. `--healthcheck` checks the loop's heartbeat file without importing Dagster."""
@@ -29,6 +33,12 @@ from platform_core.project import PROJECT
 PROJECT_LABEL = "io.flights-platform.project"
 ROLE_LABEL = "io.flights-platform.role"
 PRUNABLE_STATES = ("exited", "dead")
+COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
+COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
+DAEMON_SERVICE = "daemon"
+# Run workers get this long to record their end after SIGTERM on shutdown; then they are killed.
+# Within the watchdog's stop_grace_period (30 s, docker-compose.yml) with room for the last check.
+RUN_STOP_GRACE_SECONDS = 15
 
 HEARTBEAT_FILE = settings.text(
     "WATCHDOG_HEARTBEAT_FILE", "/tmp/watchdog.heartbeat", doc="the loop touches it; --healthcheck reads its age")
@@ -71,6 +81,19 @@ def due_for_removal(containers: list[dict], now: float, keep_seconds: float) -> 
         if finished is None or now - finished >= keep_seconds:
             due.append(c)
     return due
+
+
+def was_killed(state: dict) -> bool:
+    """A container that ended with a non-zero exit code and that Docker will not restart: killed
+    (`docker kill`: 137) or crashed. `docker compose stop` ends dagster-daemon with exit code 0,
+    so a daemon stopped on purpose is left stopped."""
+    return (state.get("Status") in PRUNABLE_STATES and not state.get("Restarting")
+            and state.get("ExitCode", 0) != 0)
+
+
+def daemon_down(report) -> bool:
+    """Every required daemon type is silent: the process is gone (one silent type is a stuck thread)."""
+    return bool(report.daemons) and len(report.stale_daemons) == len(report.daemons)
 
 
 def transition(last_alerted: bool | None, healthy: bool, seen_healthy: bool, since_start: float,
@@ -146,6 +169,56 @@ class RunContainerPruner:
              "finished_at": parse_docker_time(c.attrs["State"].get("FinishedAt", "")), "container": c}
             for c in self._docker().containers.list(all=True, filters=filters)
         ]
+
+    def service(self, name: str):
+        """The project's container of a compose service (any state), or None."""
+        filters = {"label": [f"{COMPOSE_PROJECT_LABEL}={self.project}", f"{COMPOSE_SERVICE_LABEL}={name}"]}
+        found = self._docker().containers.list(all=True, filters=filters)
+        return found[0] if found else None
+
+    def restart_killed(self, name: str) -> bool:
+        """Start the service's container again if it was killed (was_killed); True if started."""
+        try:
+            container = self.service(name)
+            if container is None or not was_killed(container.attrs["State"]):
+                return False
+            state = container.attrs["State"]
+            container.start()
+        except Exception as exc:  # noqa: BLE001 - no socket access must not stop the health checks
+            log.warning("cannot check or start the %s container: %s", name, exc)
+            return False
+        log.warning("restarted the %s container %s: it had been killed (exit code %s at %s), which "
+                    "Docker's restart policy does not undo", name, container.name, state.get("ExitCode"),
+                    state.get("FinishedAt"))
+        return True
+
+    def stop_in_flight(self, grace_seconds: float) -> int:
+        """SIGTERM every running run container of the project (the run worker records its end),
+        SIGKILL those still running after grace_seconds. Returns how many needed the SIGKILL."""
+        try:
+            running = [c["container"] for c in self.list() if c["state"] == "running"]
+            for container in running:
+                container.kill(signal="SIGTERM")
+                log.info("stopping in-flight run container %s (%s)", container.name, container.id[:12])
+            deadline = time.monotonic() + grace_seconds
+            while running and time.monotonic() < deadline:
+                time.sleep(0.5)
+                running = [c for c in running if self._status(c) == "running"]
+            for container in running:
+                log.warning("run container %s still running after %.0fs: killing it", container.name, grace_seconds)
+                container.kill()
+        except Exception as exc:  # noqa: BLE001 - shutdown goes on; the next start's pruning catches up
+            log.warning("cannot stop in-flight run containers: %s", exc)
+            return 0
+        return len(running)
+
+    @staticmethod
+    def _status(container) -> str:
+        try:
+            container.reload()
+        except Exception:  # noqa: BLE001 - removed meanwhile
+            return "removed"
+        return container.status
 
     def prune(self, keep_seconds: float, why: str) -> int:
         try:
@@ -268,12 +341,22 @@ def run() -> int:
                 except RuntimeError as exc:  # retried on the next check: the state is unchanged
                     log.error("alert platform_%s NOT delivered, retrying next check: %s", kind, exc)
 
+        if daemon_down(report):
+            pruner.restart_killed(DAEMON_SERVICE)
         pruner.prune(keep_seconds, f"older than {keep_seconds / 60:g} min")
         if exited_gauge is not None and hasattr(pruner, "exited_left"):
             exited_gauge.set(pruner.exited_left)
         write_heartbeat(iteration, report)
         stop.wait(interval)
 
+    try:
+        daemon = pruner.service(DAEMON_SERVICE)
+        daemon_stopped = daemon is None or daemon.status != "running"
+    except Exception as exc:  # noqa: BLE001
+        log.warning("cannot see the daemon container: %s", exc)
+        daemon_stopped = False
+    if daemon_stopped:  # the stack is going down: nothing launches runs any more
+        pruner.stop_in_flight(RUN_STOP_GRACE_SECONDS)
     removed = pruner.prune(0, "shutdown")
     log.info("stopped: removed %d exited run container(s) of project %s on shutdown", removed, project)
     if instance is not None:

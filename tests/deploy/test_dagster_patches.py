@@ -18,6 +18,7 @@ from platform_core import dagster_patches, daemon_health
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAEMON_PATCH = "revisit platform_core.dagster_patches.patch_daemon_statuses (UI daemon health)"
 POOL_PATCH = "revisit platform_core.dagster_patches.patch_pool_pre_ping (webserver storage pool)"
+STARTING_PATCH = "revisit platform_core.dagster_patches.patch_starting_run_worker_health (run monitoring)"
 
 
 def signature(obj) -> str:
@@ -108,6 +109,36 @@ def test_guard_webserver_storages_still_pool_with_pool_size():
         )
 
 
+# --- upgrade guards: worker health of STARTING runs -------------------------------------------
+
+
+def test_guard_monitoring_calls_monitor_starting_run_by_module_name():
+    from dagster._daemon.monitoring import run_monitoring
+
+    fn = run_monitoring.monitor_starting_run
+    assert not hasattr(fn, "__platform_core_patch__"), "a test left the patch applied"
+    assert signature(fn) == "(instance: dagster._core.instance.instance.DagsterInstance, run_record: dagster._core.storage.dagster_run.RunRecord, logger: logging.Logger) -> None", (
+        f"run_monitoring.monitor_starting_run changed its signature: {STARTING_PATCH}")
+    source = inspect.getsource(run_monitoring.execute_run_monitoring_iteration)
+    assert "monitor_starting_run(instance, run_record, logger)" in source, (
+        f"execute_run_monitoring_iteration no longer calls monitor_starting_run: {STARTING_PATCH}")
+    assert "supports_check_run_worker_health" not in inspect.getsource(fn), (
+        f"Dagster now checks worker health of STARTING runs itself; is the patch still needed? {STARTING_PATCH}")
+
+
+def test_guard_docker_launcher_health_result_is_what_the_patch_reads():
+    from dagster_docker import docker_run_launcher
+
+    assert docker_run_launcher.DOCKER_CONTAINER_ID_TAG == dagster_patches.DOCKER_CONTAINER_ID_TAG, STARTING_PATCH
+    assert docker_run_launcher.DockerRunLauncher.supports_check_run_worker_health, STARTING_PATCH
+    health = inspect.getsource(docker_run_launcher.DockerRunLauncher.check_run_worker_health)
+    assert 'f"Container status is {container.status}."' in health and "WorkerStatus.NOT_FOUND" in health, (
+        f"DockerRunLauncher.check_run_worker_health changed its result: {STARTING_PATCH}")
+    launch = inspect.getsource(docker_run_launcher.DockerRunLauncher._launch_container_with_command)
+    # The id tag is written before start(): a "created" container may still come up.
+    assert launch.index("DOCKER_CONTAINER_ID_TAG") < launch.index("container.start()"), STARTING_PATCH
+
+
 # --- behaviour --------------------------------------------------------------------------------
 
 
@@ -116,7 +147,10 @@ def restore_patch_targets(monkeypatch):
     """Every patched attribute is put back after the test, so the guards above see Dagster's own."""
     from dagster import DagsterInstance
 
+    from dagster._daemon.monitoring import run_monitoring
+
     monkeypatch.setattr(DagsterInstance, "get_daemon_statuses", DagsterInstance.get_daemon_statuses)
+    monkeypatch.setattr(run_monitoring, "monitor_starting_run", run_monitoring.monitor_starting_run)
     for name in dagster_patches.STORAGE_MODULES:
         module = importlib.import_module(name)
         monkeypatch.setattr(module, "create_pg_engine", module.create_pg_engine)
@@ -186,6 +220,84 @@ def test_pool_pre_ping_on_pooled_engines_only(restore_patch_targets):
         assert explicit.pool._pre_ping is False  # an explicit choice is kept
 
 
+def test_starting_worker_is_gone_only_when_its_container_cannot_come_up():
+    from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+
+    tagged = {dagster_patches.DOCKER_CONTAINER_ID_TAG: "abc"}
+
+    def gone(status, msg=None, tags=tagged):
+        return dagster_patches.starting_worker_is_gone(CheckRunHealthResult(status, msg), tags)
+
+    assert not gone(WorkerStatus.RUNNING)
+    assert not gone(WorkerStatus.NOT_FOUND, "No container ID tag for run.", tags={})  # not created yet
+    assert gone(WorkerStatus.NOT_FOUND, "Could not find container with ID abc.")  # removed
+    for state in ("exited", "dead", "removing"):
+        assert gone(WorkerStatus.FAILED, f'Container status is {state}. Container state: {{"Status": "{state}"}}')
+    for state in dagster_patches.STARTING_CONTAINER_MAY_COME_UP:
+        assert not gone(WorkerStatus.FAILED, f"Container status is {state}."), state
+    assert gone(WorkerStatus.FAILED, "the pod failed")  # another launcher's failure
+
+
+class _Launcher:
+    """The launcher the patched monitoring sees: only the health check is replaced."""
+
+    supports_check_run_worker_health = True
+
+    def __init__(self, result):
+        self.result = result
+
+    def check_run_worker_health(self, run):
+        return self.result
+
+
+def _starting_run(instance, tags):
+    from dagster._core.events import DagsterEvent, DagsterEventType
+    from dagster._core.test_utils import create_run_for_test
+
+    run = create_run_for_test(instance, job_name="job", tags=tags)
+    instance.report_dagster_event(DagsterEvent(DagsterEventType.PIPELINE_STARTING.value, job_name="job"),
+                                  run_id=run.run_id)
+    return instance.get_run_record_by_id(run.run_id)
+
+
+def test_patched_monitoring_fails_a_starting_run_whose_container_died(restore_patch_targets, monkeypatch):
+    """Within one pass, with a reason run retries retry; a live slow start is left alone."""
+    import logging
+
+    from dagster import DagsterInstance
+    from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+    from dagster._core.storage.tags import RUN_FAILURE_REASON_TAG
+    from dagster._core.test_utils import instance_for_test
+    from dagster._daemon.monitoring import run_monitoring
+
+    dagster_patches.patch_starting_run_worker_health()
+    dagster_patches.patch_starting_run_worker_health()  # idempotent: never wraps the wrapper
+    log = logging.getLogger("test")
+    tags = {dagster_patches.DOCKER_CONTAINER_ID_TAG: "abc"}
+    with instance_for_test() as instance:
+        live = _starting_run(instance, tags)
+        monkeypatch.setattr(DagsterInstance, "run_launcher", _Launcher(CheckRunHealthResult(WorkerStatus.RUNNING)))
+        run_monitoring.monitor_starting_run(instance, live, log)
+        assert instance.get_run_by_id(live.dagster_run.run_id).status.value == "STARTING"
+
+        dead = _starting_run(instance, tags)
+        monkeypatch.setattr(DagsterInstance, "run_launcher",
+                            _Launcher(CheckRunHealthResult(WorkerStatus.FAILED, "Container status is exited.")))
+        run_monitoring.monitor_starting_run(instance, dead, log)
+        failed = instance.get_run_by_id(dead.dagster_run.run_id)
+        assert failed.status.value == "FAILURE"
+        assert failed.tags[RUN_FAILURE_REASON_TAG] == "UNEXPECTED_TERMINATION"
+        assert instance.get_run_by_id(live.dagster_run.run_id).status.value == "STARTING"
+
+        # Stock behaviour without the patch, for contrast: the dead run would wait for the timeout.
+        monkeypatch.undo()
+        stock = _starting_run(instance, tags)
+        monkeypatch.setattr(DagsterInstance, "run_launcher",
+                            _Launcher(CheckRunHealthResult(WorkerStatus.FAILED, "Container status is exited.")))
+        run_monitoring.monitor_starting_run(instance, stock, log)
+        assert instance.get_run_by_id(stock.dagster_run.run_id).status.value == "STARTING"
+
+
 def test_launcher_applies_the_patches_then_runs_the_webserver(restore_patch_targets, monkeypatch):
     from dagster import DagsterInstance
     from dagster_postgres.run_storage import run_storage
@@ -209,6 +321,22 @@ def test_launcher_exits_naming_a_malformed_threshold(restore_patch_targets, monk
         _load_launcher().main()
     assert "DAEMON_HEARTBEAT_TOLERANCE_SECONDS must be a duration" in str(exited.value.code)
     assert "'soon'" in str(exited.value.code)
+
+
+def test_daemon_launcher_applies_the_patches_then_runs_the_daemon(restore_patch_targets, monkeypatch):
+    from dagster._daemon import cli
+    from dagster._daemon.monitoring import run_monitoring
+
+    ran = []
+    monkeypatch.setattr(cli, "main", lambda: ran.append(sys.argv[0]) or 0)
+    monkeypatch.setattr(sys, "argv", ["/usr/local/bin/dagster-daemon-launcher", "run"])
+    spec = importlib.util.spec_from_file_location("daemon_launcher", REPO_ROOT / "deploy/docker/daemon_launcher.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit) as exited:
+        module.main()
+    assert exited.value.code == 0 and ran == ["dagster-daemon"]
+    assert getattr(run_monitoring.monitor_starting_run, "__platform_core_patch__", False)
 
 
 def _load_launcher():

@@ -365,3 +365,77 @@ def test_daemon_healthcheck_never_imports_dagster(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "DAGSTER_PG_PORT must be a whole number between 1 and 65535, got 'not-a-port'" in result.stdout
     assert result.stdout.strip().endswith("no dagster"), result.stdout
+
+
+# --- the watchdog restarts a killed daemon and stops in-flight runs on `down` ---------------------
+
+
+def test_only_a_killed_or_crashed_container_counts_as_killed():
+    assert watchdog.was_killed({"Status": "exited", "ExitCode": 137, "Restarting": False})  # docker kill
+    assert watchdog.was_killed({"Status": "dead", "ExitCode": 1})
+    assert not watchdog.was_killed({"Status": "exited", "ExitCode": 0})  # compose stop: on purpose
+    assert not watchdog.was_killed({"Status": "running", "ExitCode": 0})
+    assert not watchdog.was_killed({"Status": "restarting", "ExitCode": 137, "Restarting": True})  # Docker's job
+
+
+def test_daemon_down_means_every_type_silent_not_one_stuck_thread():
+    assert watchdog.daemon_down(status.classify(snapshot({d: 41.0 for d in DAEMONS}), DEFAULTS))
+    assert not watchdog.daemon_down(status.classify(snapshot({**{d: 5.0 for d in DAEMONS}, "SENSOR": 301.0}), DEFAULTS))
+    assert not watchdog.daemon_down(status.classify(snapshot(), DEFAULTS))
+    assert not watchdog.daemon_down(status.unreachable("storage down", DEFAULTS))
+
+
+SIGTERM_EXITS_0 = "import signal,sys,time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); time.sleep(600)"
+SIGTERM_IGNORED = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+
+
+def _container(name: str, labels: dict[str, str], code: str) -> None:
+    cmd = ["docker", "run", "-d", "--name", name, "--network", "none", "--stop-timeout", "30"]
+    for key, value in labels.items():
+        cmd += ["--label", f"{key}={value}"]
+    subprocess.run([*cmd, "--entrypoint", "python", "python:3.13-slim-trixie", "-c", code],
+                   check=True, capture_output=True, timeout=120)
+
+
+def _state(name: str) -> dict:
+    out = subprocess.run(["docker", "inspect", "-f", "{{json .State}}", name], capture_output=True, text=True)
+    return json.loads(out.stdout) if out.returncode == 0 else {}
+
+
+@pytest.mark.docker
+def test_pruner_restarts_a_killed_service_and_stops_in_flight_runs():
+    """Against real containers of a throwaway project label: a `docker kill`ed daemon is started
+    again, a gracefully stopped one is not; on shutdown running run containers get SIGTERM, those
+    ignoring it SIGKILL after the grace, and all are removed; another project's are untouched."""
+    project, other = f"wd-test-{secrets.token_hex(3)}", f"wd-other-{secrets.token_hex(3)}"
+    daemon = f"{project}-daemon"
+    runs = {f"{project}-run-polite": SIGTERM_EXITS_0, f"{project}-run-stubborn": SIGTERM_IGNORED}
+    foreign = f"{other}-run"
+    names = [daemon, *runs, foreign]
+    pruner = watchdog.RunContainerPruner(project)
+    try:
+        _container(daemon, {"com.docker.compose.project": project, "com.docker.compose.service": "daemon"},
+                   SIGTERM_EXITS_0)
+        assert not pruner.restart_killed("daemon")  # running
+        subprocess.run(["docker", "kill", daemon], check=True, capture_output=True)
+        assert _state(daemon)["ExitCode"] == 137
+        assert pruner.restart_killed("daemon")
+        assert _state(daemon)["Running"]
+        subprocess.run(["docker", "stop", daemon], check=True, capture_output=True)
+        assert _state(daemon)["ExitCode"] == 0
+        assert not pruner.restart_killed("daemon") and not _state(daemon)["Running"]
+        assert not watchdog.RunContainerPruner(other).restart_killed("daemon")  # no such service
+
+        for name, code in runs.items():
+            _container(name, {watchdog.PROJECT_LABEL: project, watchdog.ROLE_LABEL: "run"}, code)
+        _container(foreign, {watchdog.PROJECT_LABEL: other, watchdog.ROLE_LABEL: "run"}, SIGTERM_EXITS_0)
+        started = time.monotonic()
+        assert pruner.stop_in_flight(grace_seconds=3) == 1  # the stubborn one needed SIGKILL
+        assert time.monotonic() - started < 20
+        assert _state(f"{project}-run-polite")["ExitCode"] == 0
+        assert _state(f"{project}-run-stubborn")["ExitCode"] == 137
+        assert pruner.prune(0, "shutdown") == 2
+        assert not _state(f"{project}-run-polite") and not _state(f"{project}-run-stubborn")
+        assert _state(foreign)["Running"]
+    finally:
+        subprocess.run(["docker", "rm", "-f", *names], capture_output=True)

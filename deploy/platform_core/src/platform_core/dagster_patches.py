@@ -7,6 +7,7 @@ Dagster is imported inside the functions: platform_core must import without it."
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -21,6 +22,8 @@ STORAGE_MODULES = (
     "dagster_postgres.run_storage.run_storage",
     "dagster_postgres.schedule_storage.schedule_storage",
 )
+# dagster_docker.docker_run_launcher.DOCKER_CONTAINER_ID_TAG (a guard test compares them).
+DOCKER_CONTAINER_ID_TAG = "docker/container_id"
 
 
 def patch_daemon_statuses(thresholds: daemon_health.Thresholds) -> None:
@@ -89,6 +92,69 @@ def patch_pool_pre_ping() -> list[str]:
                   "pool_pre_ping NOT applied (revisit platform_core.dagster_patches)", file=sys.stderr)
     return patched
 
+
+# A STARTING run's container in one of these states may still come up: "created" between the
+# launcher's container-id tag and its start(), "paused"/"restarting" are Docker's own.
+STARTING_CONTAINER_MAY_COME_UP = ("created", "paused", "restarting")
+# DockerRunLauncher.check_run_worker_health's message for a container that is not running.
+_CONTAINER_STATUS = re.compile(r"^Container status is (\w+)\.")
+
+
+def starting_worker_is_gone(result, run_tags: Mapping[str, str]) -> bool:
+    """Whether a STARTING run's worker cannot come up any more, from the launcher's
+    check_run_worker_health result: its container ended (exited, dead, removing) or was removed
+    after the launcher recorded its id. No id yet means the launcher is still creating it."""
+    from dagster._core.launcher import WorkerStatus
+
+    if result.status == WorkerStatus.NOT_FOUND:
+        return bool(run_tags.get(DOCKER_CONTAINER_ID_TAG))
+    if result.status != WorkerStatus.FAILED:
+        return False
+    state = _CONTAINER_STATUS.match(result.msg or "")
+    return not (state and state.group(1) in STARTING_CONTAINER_MAY_COME_UP)
+
+
+def patch_starting_run_worker_health() -> None:
+    """Run monitoring checks the worker (the run container) of STARTED runs only; a STARTING run
+    whose container died waited out start_timeout_seconds (180 s) before it was failed and
+    retried. Here STARTING runs get the same check on every monitoring pass (10 s): a dead or
+    removed container fails the run at once (UNEXPECTED_TERMINATION, so run retries relaunch it),
+    while a slow but live start (a cold container importing Dagster on a loaded host) is left to
+    the start timeout as before. Applied in the daemon (daemon_launcher.py), which runs monitoring."""
+    # Upstream: no upstream issue found (searched dagster-io/dagster for run monitoring of
+    # STARTING runs / check_run_worker_health before STARTED).
+    from dagster._core.events import JobFailureData, RunFailureReason
+    from dagster._core.storage.dagster_run import DagsterRunStatus
+    from dagster._daemon.monitoring import run_monitoring
+
+    original = run_monitoring.monitor_starting_run
+    if getattr(original, _PATCHED, False):
+        return
+
+    def monitor_starting_run(instance, run_record, logger):
+        run = run_record.dagster_run
+        launcher = instance.run_launcher
+        if run.status == DagsterRunStatus.STARTING and launcher.supports_check_run_worker_health:
+            result = launcher.check_run_worker_health(run)
+            if starting_worker_is_gone(result, run.tags):
+                current = instance.get_run_by_id(run.run_id)
+                if current is None or current.status != DagsterRunStatus.STARTING:
+                    return  # it moved on (started, ended) between the listing and the check
+                msg = (f"Run worker of STARTING run {run.run_id} is gone ({result}): marking the run "
+                       "as failed without waiting for the start timeout.")
+                logger.info(msg)
+                instance.report_run_failed(current, msg, JobFailureData(
+                    error=None, failure_reason=RunFailureReason.UNEXPECTED_TERMINATION))
+                return
+        original(instance, run_record, logger)
+
+    setattr(monitor_starting_run, _PATCHED, True)
+    run_monitoring.monitor_starting_run = monitor_starting_run
+
+
+def apply_daemon_patches() -> None:
+    """The daemon (its run-monitoring thread)."""
+    patch_starting_run_worker_health()
 
 
 def apply_webserver_patches(env: Mapping[str, str] | None = None) -> None:
