@@ -4,6 +4,7 @@ throwaway Postgres for the warehouse case) and must appear verbatim, in a code s
 row, so a Dagster upgrade or an edit that changes a message fails here until the README
 follows. Only what varies between machines (paths, colours) is normalised."""
 
+import importlib.util
 import os
 import re
 import shutil
@@ -26,9 +27,8 @@ from dagster._core.test_utils import instance_for_test
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 BIN = Path(sys.executable).parent
-DAGSTER_CLI, DG_CLI = BIN / "dagster", BIN / "dg"
-sys.path.insert(0, str(REPO / "deploy" / "docker"))
-import render_dagster_yaml  # noqa: E402  (the instance image's entrypoint, not a package)
+DG_CLI = BIN / "dg"
+
 
 PLACEHOLDER_ENV = {
     "WAREHOUSE_HOST": "warehouse.invalid",  # never resolves: nothing provoked here can write
@@ -272,6 +272,48 @@ def test_upstream_not_materialized(warehouse_env, monkeypatch, tmp_path, sql_row
     assert sql_rows(warehouse_env, "SELECT to_regclass('reporting.daily_delay_summary')") == [(None,)]
 
 
+def true_labels(node, partition: str) -> list[str]:
+    """Labels of the conditions in an evaluation tree that hold for `partition`, as the asset's
+    Automation tab in the UI names them."""
+    label = node.condition.get_label()
+    found = [label] if label and partition in node.true_subset.get_internal_subset_value().get_partition_keys() else []
+    return found + [lab for child in node.child_results for lab in true_labels(child, partition)]
+
+
+def test_automation_holds_back_a_day_with_a_missing_upstream(placeholder_env):
+    """reporting_automation after ingestion landed 2013-12-31's flights but no weather (the source
+    has none for that day): what needs only flights is requested, what needs weather is not, and
+    its evaluation says why. Ingestion is stood in for by test-only assets with its keys."""
+    from dagster import AssetMaterialization, DailyPartitionsDefinition, asset, evaluate_automation_conditions
+
+    from flights_shared.asset_keys import FLIGHTS, WEATHER
+    from flights_shared.partitions import DAYS_OF_2013
+    from reporting.definitions import defs as reporting
+
+    @asset(key=FLIGHTS, partitions_def=DAYS_OF_2013)
+    def flights_landed() -> None: ...
+
+    @asset(key=WEATHER, partitions_def=DAYS_OF_2013)
+    def weather_landed() -> None: ...
+
+    day = "2013-12-31"
+    defs = Definitions.merge(reporting, Definitions(assets=[flights_landed, weather_landed]))
+    daily = {node.key: node.parent_keys for node in reporting.resolve_asset_graph().asset_nodes
+             if node.is_executable and isinstance(node.partitions_def, DailyPartitionsDefinition)}  # fmt: skip
+    with warnings.catch_warnings(), DagsterInstance.ephemeral() as instance:
+        warnings.simplefilter("ignore")
+        first = evaluate_automation_conditions(defs=defs, instance=instance)
+        instance.report_runless_asset_event(AssetMaterialization(FLIGHTS, partition=day))
+        result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    requested = {key for key in daily if day in result.get_requested_partitions(key)}
+    needs_weather = {key for key, parents in daily.items() if WEATHER in parents}
+    assert needs_weather and requested == set(daily) - needs_weather, (requested, needs_weather)
+    for key in needs_weather:
+        (evaluation,) = [r for r in result.results if r.key == key]
+        assert "any_deps_missing" in true_labels(evaluation, day)
+        assert_quoted("a stale or missing upstream asset", "any_deps_missing")
+
+
 # --- a code location that fails to load -------------------------------------------------------
 
 
@@ -326,20 +368,27 @@ def test_run_missing_a_variable_its_resource_reads(placeholder_env, monkeypatch)
     assert_quoted("a run container missing a variable", message.group(1))
 
 
+def rendered_dagster_yaml() -> dict:
+    """dagster.yaml as the instance image's entrypoint (deploy/docker/render_dagster_yaml.py,
+    a script, not a package) renders it."""
+    spec = importlib.util.spec_from_file_location("render_dagster_yaml", REPO / "deploy/docker/render_dagster_yaml.py")
+    render = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render)
+    return yaml.safe_load(render.render((REPO / "dagster.yaml").read_text(), {"PLATFORM_PROJECT": "common-errors"}))
+
+
 @pytest.fixture
 def docker_launcher_instance() -> Iterator[DagsterInstance]:
-    """An instance whose run launcher is our dagster.yaml's, rendered as the image's entrypoint
-    renders it; never reaches Docker (the launch fails before)."""
-    rendered = yaml.safe_load(render_dagster_yaml.render((REPO / "dagster.yaml").read_text(),
-                                                         {"PLATFORM_PROJECT": "common-errors"}))  # fmt: skip
-    with instance_for_test(overrides={"run_launcher": rendered["run_launcher"]}) as instance:
+    """An instance whose run launcher is our dagster.yaml's; it never reaches Docker (the launch
+    fails before)."""
+    with instance_for_test(overrides={"run_launcher": rendered_dagster_yaml()["run_launcher"]}) as instance:
         yield instance
 
 
 def test_launch_without_a_contract_variable(docker_launcher_instance, monkeypatch):
     """The daemon launches a queued run holding every variable of the run contract
     (dagster.yaml run_launcher.env_vars); one missing in the daemon fails every launch."""
-    for name in render_dagster_yaml_contract():
+    for name in rendered_dagster_yaml()["run_launcher"]["config"]["env_vars"]:
         monkeypatch.setenv(name, "placeholder")
     monkeypatch.delenv("WAREHOUSE_PASSWORD")
     origin = JobPythonOrigin(
@@ -356,12 +405,6 @@ def test_launch_without_a_contract_variable(docker_launcher_instance, monkeypatc
     with pytest.raises(Exception) as raised:
         launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
     assert_quoted("a run container missing a variable", str(raised.value))
-
-
-def render_dagster_yaml_contract() -> list[str]:
-    rendered = yaml.safe_load(render_dagster_yaml.render((REPO / "dagster.yaml").read_text(),
-                                                         {"PLATFORM_PROJECT": "common-errors"}))  # fmt: skip
-    return rendered["run_launcher"]["config"]["env_vars"]
 
 
 # last in the module: by now the check started by broken_location_check has had time to finish
