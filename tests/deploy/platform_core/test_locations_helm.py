@@ -169,9 +169,23 @@ def test_a_new_location_reaches_compose_and_the_chart_alike(tmp_path):
         "sales-reports: reads ['SALES_TOKEN'], which no ConfigMap/Secret template provides"]
 
 
+def test_a_location_made_by_make_location_reaches_the_chart(tmp_path):
+    """`platform_core.cli new` (what `make location` runs), then the chart's values: no file but the
+    registry changes, and the next `make helm-values` has the location."""
+    root = copy_registry(tmp_path)
+    copy_platform_core(root)
+    result = cli(root, "new", "sales")
+    assert result.returncode == 0, result.stderr
+    values = helm_values(root)
+    entry = values["dagster-user-deployments"]["deployments"][-1]
+    assert entry["name"] == "sales" and entry["codeServerArgs"][:2] == ["-m", "sales.definitions"]
+    assert disagreements(compose(root), values, root) == []
+
+
 @pytest.mark.parametrize("value, message", [
     ("/data/${SALES_DIR:-x}", "mixes text and a compose variable"),
     ("${OTHER_NAME:-}", "reads another variable"),
+    ("${SALES_DIR:-/opt/dagster/sales}", "has a default in compose"),
 ])
 def test_an_environment_value_the_cluster_cannot_express_is_refused_by_name(tmp_path, value, message):
     root = copy_registry(tmp_path)

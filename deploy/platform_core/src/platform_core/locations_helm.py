@@ -132,6 +132,10 @@ def split_env(location: Location) -> tuple[list[dict], list[str]]:
             if match.group(1) != name:
                 raise ValueError(f"location {location.name!r}: {name}={value!r} reads another variable; on the "
                                  f"cluster {name} comes from {SETTINGS_CONFIGMAP}/{SENSITIVE_SETTINGS} by its own name")
+            if match.group(2):
+                raise ValueError(f"location {location.name!r}: {name}={value!r} has a default in compose, which the "
+                                 f"cluster would not apply: write ${{{name}:-}} and keep the default in the program "
+                                 "(platform_core.settings), so compose and the cluster agree")
             from_settings.append(name)
         elif "${" in value:
             raise ValueError(f"location {location.name!r}: {name}={value!r} mixes text and a compose variable, "
