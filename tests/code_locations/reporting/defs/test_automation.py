@@ -7,6 +7,7 @@ import warnings
 
 import pytest
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetMaterialization,
@@ -31,7 +32,7 @@ from reporting.defs.assets import (
     weather_delay_link,
 )
 from reporting.defs.automation import DAILY_AFTER_INGESTION, MONTHLY_MONTH_TO_DATE
-from reporting.defs.resources import ReportsDirectory
+from reporting.defs.resources import ReportsDirectory, dbt_cli
 
 START = dt.datetime(2024, 1, 1, 0, 30, tzinfo=dt.UTC)
 REPLAYED_DAY, BAD_DAY = "2013-01-02", "2013-01-03"  # neither is the latest partition (2013-12-31)
@@ -60,6 +61,7 @@ RESOURCES = {
     # Never connected to: conditions are evaluated, assets are not executed.
     "warehouse": WarehouseResource(host="unused.invalid", dbname="x", user="x", password="x"),
     "reports_dir": ReportsDirectory(path="/nonexistent"),
+    "dbt": dbt_cli(),
 }
 
 
@@ -175,6 +177,10 @@ def test_month_is_ranked_month_to_date_after_any_of_its_days():
     automation.land(flights_stub, REPLAYED_DAY)
     automation.tick()  # requests the day; its run is simulated by reporting the materialization
     _report_materialization(automation, daily_delay_summary.key, REPLAYED_DAY)
+    # The summary's dbt tests (error severity: blocking checks) have not reported yet: the month
+    # waits for them, as it would for a failed one.
+    assert automation.tick().get_num_requested(monthly_carrier_ranking.key) == 0
+    _report_blocking_checks_passed(automation, daily_delay_summary)
     result = automation.tick()
     # January has 30 days not summarised yet; the month is ranked anyway (days_covered says so).
     assert result.get_requested_partitions(monthly_carrier_ranking.key) == {"2013-01-01"}
@@ -207,6 +213,16 @@ def test_all_days_assets_refresh_at_most_hourly_and_only_after_changes():
         assert automation.tick(dt.timedelta(minutes=10)).get_num_requested(on_time_report.key) == 0
     assert automation.tick(dt.timedelta(minutes=30)).get_num_requested(on_time_report.key) == 1
     assert automation.tick(dt.timedelta(hours=1)).get_num_requested(on_time_report.key) == 0
+
+
+def _report_blocking_checks_passed(automation: Automation, asset_def) -> None:
+    """What `dbt build` records after the model: its tests' results, as asset check evaluations."""
+    blocking = [spec for spec in asset_def.check_specs if spec.blocking]
+    assert blocking, "the dbt model's error-severity tests are blocking checks"
+    for spec in blocking:
+        automation.instance.report_runless_asset_event(
+            AssetCheckEvaluation(asset_key=spec.asset_key, check_name=spec.name, passed=True)
+        )
 
 
 def _report_materialization(automation: Automation, key, partition) -> None:

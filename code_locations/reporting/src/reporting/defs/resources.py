@@ -3,15 +3,22 @@ EnvVar, so nothing deployment-specific is baked in at import time and the UI sho
 variable feeds which field."""
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 from dagster import ConfigurableResource, EnvVar
+from dagster_dbt import DbtCliResource
 
 from flights_shared.postgres_io_manager import PostgresPandasIOManager
 from flights_shared.warehouse import reject_blank_env, warehouse_from_env
 
+from reporting.defs.dbt_project import DBT_PROJECT
+
 REPORTS_DIR_ENV = "REPORTS_DIR"
+# dbt of this interpreter's environment, whether or not its bin directory is on PATH (a test run
+# as .venv/bin/pytest, a run worker started by absolute path).
+DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
 
 
 class ReportsDirectory(ConfigurableResource):
@@ -48,6 +55,12 @@ class ReportsDirectory(ConfigurableResource):
         return target
 
 
+def dbt_cli() -> DbtCliResource:
+    """dbt for the models of reporting/dbt. It reads the same WAREHOUSE_* variables as the
+    warehouse resource, through env_var() in reporting/dbt/profiles.yml: no second copy."""
+    return DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=os.fspath(DBT_EXECUTABLE))
+
+
 def build_resources() -> dict:
     reject_blank_env(REPORTS_DIR_ENV)
     warehouse = warehouse_from_env()
@@ -55,4 +68,5 @@ def build_resources() -> dict:
         "warehouse": warehouse,
         "io_manager": PostgresPandasIOManager(warehouse=warehouse),
         "reports_dir": ReportsDirectory(path=EnvVar(REPORTS_DIR_ENV)),
+        "dbt": dbt_cli(),
     }

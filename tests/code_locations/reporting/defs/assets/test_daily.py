@@ -10,7 +10,6 @@ from psycopg2 import sql
 
 from reporting.defs.assets.daily import (
     BREEZY_WIND_MPH,
-    DAILY_DELAY_SUMMARY_COLUMNS,
     LOW_VISIBILITY_MILES,
     ON_TIME_MINUTES,
     WEATHER_DELAY_LINK_COLUMNS,
@@ -24,6 +23,11 @@ pytestmark = pytest.mark.postgres
 
 DAYS = ["2013-01-11", "2013-01-12", "2013-01-13"]  # as loaded by conftest
 FLIGHTS_PER_DAY = {"2013-01-11": 930, "2013-01-12": 690, "2013-01-13": 828}
+# The dbt model's columns (reporting/dbt/models/daily/daily_delay_summary.sql), in table order.
+DAILY_DELAY_SUMMARY_COLUMNS = [
+    "flight_date", "carrier", "origin", "flights", "cancelled", "arrived", "on_time",
+    "avg_dep_delay_min", "avg_arr_delay_min", "on_time_rate",
+]  # fmt: skip
 
 
 def delay_stats(grouped) -> pd.DataFrame:

@@ -1,11 +1,11 @@
 """Day-partitioned reporting assets. Each run covers a window of days (one partition, or a range
 when a backfill packs up to a month into one run), so every query filters `>= start AND < end`
-and the IO manager replaces exactly that window."""
+and the window is replaced exactly (the IO manager for Python assets, delete+insert in dbt).
 
-import datetime as dt
+daily_delay_summary is the dbt model reporting/dbt/models/daily/daily_delay_summary.sql."""
 
 import pandas as pd
-from dagster import AssetExecutionContext, BackfillPolicy, asset
+from dagster import AssetExecutionContext, asset
 from psycopg2 import sql
 
 from flights_shared.asset_keys import (
@@ -19,52 +19,20 @@ from flights_shared.partitions import DAYS_OF_2013
 from flights_shared.postgres_io_manager import PARTITION_EXPR_METADATA
 from flights_shared.warehouse import WarehouseResource
 
+from reporting.defs.assets.dbt_models import dbt_model
+from reporting.defs.assets.partition_window import DAILY_BACKFILL_POLICY, partition_days
 from reporting.defs.assets.upstream import fetch_frame, require_days, table_identifier
 from reporting.defs.automation import DAILY_AFTER_INGESTION
+from reporting.defs.dbt_project import DBT_VARS
 
-# Arrivals up to 15 minutes late count as on time (the US DOT definition).
-ON_TIME_MINUTES = 15
+# Arrivals up to this many minutes late count as on time (the US DOT definition); defined once,
+# in the dbt project's vars, for the models and the Python assets alike.
+ON_TIME_MINUTES: int = DBT_VARS["on_time_minutes"]
+
 # Weather buckets: FAA "marginal VFR" starts below 3 statute miles; wind in mph.
 LOW_VISIBILITY_MILES = 3.0
 BREEZY_WIND_MPH = 10.0
 WINDY_WIND_MPH = 20.0
-# A year's backfill runs as ~12 runs of up to a month each instead of 365 single-day runs.
-DAILY_BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=31)
-
-DAILY_DELAY_SUMMARY_COLUMNS = {
-    "flight_date": "date",
-    "carrier": "string",
-    "origin": "string",
-    "flights": "int64",
-    "cancelled": "int64",
-    "arrived": "int64",
-    "on_time": "int64",
-    "avg_dep_delay_min": "float64",
-    "avg_arr_delay_min": "float64",
-    "on_time_rate": "float64",
-}
-
-# `arrived` (flights with a known arrival delay) and `on_time` are kept as counts next to the
-# rates so that months, carriers and the report can re-aggregate exactly.
-DAILY_DELAY_SUMMARY_SQL = sql.SQL(
-    """
-    SELECT {date} AS flight_date,
-           carrier,
-           origin,
-           count(*) AS flights,
-           count(*) FILTER (WHERE dep_time IS NULL) AS cancelled,
-           count(arr_delay) AS arrived,
-           count(*) FILTER (WHERE arr_delay <= %(on_time)s) AS on_time,
-           avg(dep_delay)::float8 AS avg_dep_delay_min,
-           avg(arr_delay)::float8 AS avg_arr_delay_min,
-           (count(*) FILTER (WHERE arr_delay <= %(on_time)s))::float8
-               / nullif(count(arr_delay), 0) AS on_time_rate
-      FROM {flights}
-     WHERE {date} >= %(start)s AND {date} < %(end)s
-     GROUP BY {date}, carrier, origin
-     ORDER BY {date}, carrier, origin
-    """
-)
 
 WEATHER_DELAY_LINK_COLUMNS = {
     "flight_date": "date",
@@ -128,47 +96,7 @@ WEATHER_DELAY_LINK_SQL = sql.SQL(
 )
 
 
-def partition_days(context: AssetExecutionContext) -> tuple[dt.date, dt.date, list[dt.date]]:
-    """[start, end) of the run's partition window as dates, and the days it covers."""
-    window = context.partition_time_window
-    days = [dt.date.fromisoformat(key) for key in context.partition_keys]
-    return window.start.date(), window.end.date(), days
-
-
-@asset(
-    key_prefix=[REPORTING_PREFIX],
-    group_name="reporting",
-    partitions_def=DAYS_OF_2013,
-    deps=[FLIGHTS],
-    metadata={PARTITION_EXPR_METADATA: FLIGHT_DATE_COLUMN},
-    kinds={"postgres"},
-    automation_condition=DAILY_AFTER_INGESTION,
-    backfill_policy=DAILY_BACKFILL_POLICY,
-)
-def daily_delay_summary(
-    context: AssetExecutionContext, warehouse: WarehouseResource
-) -> pd.DataFrame:
-    """Per day, carrier and origin airport: flights, cancellations (no departure time), mean
-    departure/arrival delay and on-time rate (arrival delay <= 15 min)."""
-    start, end, days = partition_days(context)
-    query = DAILY_DELAY_SUMMARY_SQL.format(
-        date=sql.Identifier(FLIGHT_DATE_COLUMN), flights=table_identifier(FLIGHTS)
-    )
-    with warehouse.connection() as conn, conn.cursor() as cursor:
-        require_days(cursor, FLIGHTS, FLIGHT_DATE_COLUMN, days)
-        frame = fetch_frame(
-            cursor,
-            query,
-            {"start": start, "end": end, "on_time": ON_TIME_MINUTES},
-            DAILY_DELAY_SUMMARY_COLUMNS,
-        )
-    # stdout, so the step's captured log in the UI shows what the run did
-    print(
-        f"summarised {int(frame['flights'].sum())} flights of {len(days)} day(s) "
-        f"{start}..{days[-1]} into {len(frame)} rows"
-    )
-    context.add_output_metadata({"days": len(days), "flights": int(frame["flights"].sum())})
-    return frame
+daily_delay_summary = dbt_model("daily_delay_summary")
 
 
 @asset(
