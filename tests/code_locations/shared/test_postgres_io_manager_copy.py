@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from dagster import asset, materialize
 
+from flights_shared import postgres_io_manager
 from flights_shared.postgres_io_manager import PostgresPandasIOManager, SchemaMismatchError
 
 TRICKY_TEXT = [
@@ -215,3 +216,28 @@ def test_a_large_frame_arrives_whole(clean_warehouse, sql_rows):
     i, s = frame["i"], frame["s"]
     assert sql_rows(clean_warehouse, "SELECT count(*), count(i), sum(i), count(s), sum(length(s)) FROM copytest.large") == [
         (n, int(i.notna().sum()), int(i.sum()), int(s.notna().sum()), int(s.str.len().sum()))]  # fmt: skip
+
+
+@pytest.mark.postgres
+def test_a_value_that_does_not_fit_in_a_later_batch_fails_by_name_and_rolls_back(clean_warehouse, sql_rows, monkeypatch):
+    """Batches after the first are converted while COPY runs: a bad value there must still raise
+    the SchemaMismatchError (not the driver's stream error) and leave the previous rows."""
+    with clean_warehouse.connection() as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE SCHEMA copytest; CREATE TABLE copytest.late (k bigint, s smallint);"
+                       "INSERT INTO copytest.late VALUES (0, 0)")
+    monkeypatch.setattr(postgres_io_manager, "BATCH_ROWS", 2)
+    with pytest.raises(SchemaMismatchError, match=r"copytest.late.s is int2 .*70000 not in range"):
+        load(clean_warehouse, "late", pd.DataFrame({"k": [1, 2, 3, 4, 5], "s": [1, 2, 3, 4, 70_000]}))
+    assert sql_rows(clean_warehouse, "SELECT k, s FROM copytest.late") == [(0, 0)]
+
+
+@pytest.mark.postgres
+def test_batches_with_different_inferred_types_load_into_one_column(clean_warehouse, sql_rows, monkeypatch):
+    """An object column that is all missing in one batch and dates (or text) in the next."""
+    monkeypatch.setattr(postgres_io_manager, "BATCH_ROWS", 2)
+    frame = pd.DataFrame({"k": range(5),
+                          "d": pd.Series([dt.date(2013, 1, 1), None, None, None, dt.date(2013, 1, 5)], dtype="object"),
+                          "t": pd.Series(["a", None, None, None, "e"], dtype="object")})
+    load(clean_warehouse, "batches", frame)
+    assert stored(sql_rows, clean_warehouse, "batches", ["k", "d", "t"]) == [
+        (0, dt.date(2013, 1, 1), "a"), (1, None, None), (2, None, None), (3, None, None), (4, dt.date(2013, 1, 5), "e")]  # fmt: skip

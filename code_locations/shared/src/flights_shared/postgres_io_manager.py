@@ -8,6 +8,7 @@ failed load leaves the previous data intact."""
 from collections.abc import Sequence
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 from dagster import (
     ConfigurableIOManager,
@@ -105,6 +106,10 @@ _ARROW_TYPES = {
 }
 
 
+# Rows per Arrow batch: the next batch is converted while the server parses the previous one.
+BATCH_ROWS = 65_536
+
+
 def _arrow_type(pa, pg_type: str):
     name = _ARROW_TYPES[pg_type]
     if name == "timestamp":
@@ -116,8 +121,12 @@ def _arrow_type(pa, pg_type: str):
 
 def _text_array(pa, series: pd.Series):
     """Text as it is; any other value as its str() (1.0, True, Decimal('1.10') keep their look)."""
-    if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
-        return pa.array(series, type=pa.string(), from_pandas=True)
+    if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage != "python":
+        return pa.array(series, from_pandas=True).cast(pa.string())  # Arrow already
+    try:  # the object array directly: pandas' own conversion scans for missing values first
+        return pa.array(np.asarray(series, dtype=object), type=pa.string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        pass
     missing = series.isna().to_numpy(dtype=bool)
     values = series.astype(object).tolist()
     return pa.array(
@@ -126,14 +135,12 @@ def _text_array(pa, series: pd.Series):
     )
 
 
-def _arrow_column(pa, series: pd.Series, pg_type: str, where: str):
+def _arrow_column(pa, series: pd.Series, name: str, pg_type: str, where: str):
     """One frame column as the Arrow array ADBC writes into a column of pg_type, or a
     SchemaMismatchError naming the column, its dtype and the table's type."""
 
     def mismatch(why: str) -> SchemaMismatchError:
-        return SchemaMismatchError(
-            f"{where}.{series.name} is {pg_type} but the frame's column is {series.dtype}: {why}"
-        )
+        return SchemaMismatchError(f"{where}.{name} is {pg_type} but the frame's column is {series.dtype}: {why}")
 
     if pg_type not in _ARROW_TYPES:
         raise mismatch(f"the IO manager loads only columns of types {sorted(_ARROW_TYPES)}")
@@ -159,16 +166,43 @@ def _arrow_column(pa, series: pd.Series, pg_type: str, where: str):
         raise mismatch(f"its values do not convert ({exc})") from exc
 
 
-def _arrow_table(frame: pd.DataFrame, pg_types: dict[str, str], where: str):
-    """The frame as Arrow, typed by the table it goes into (checked before anything is deleted)."""
-    import pyarrow as pa  # only where a load runs; see WarehouseResource.arrow_connection
+class _ArrowRows:
+    """The frame as Arrow record batches typed by the table's columns, converted one batch at a
+    time as COPY pulls them. The first batch is converted up front, before anything is deleted,
+    so a column that does not fit at all fails with nothing touched; a value that does not fit
+    further on fails the load mid-COPY, which rolls back, and is kept to be raised as itself."""
 
-    names = [str(c) for c in frame.columns]
-    arrays = [
-        _arrow_column(pa, frame.iloc[:, i].rename(name), pg_types[name], where)
-        for i, name in enumerate(names)
-    ]
-    return pa.Table.from_arrays(arrays, names=names)
+    def __init__(self, frame: pd.DataFrame, pg_types: dict[str, str], where: str):
+        import pyarrow as pa  # only where a load runs; see WarehouseResource.arrow_connection
+
+        self._pa, self._frame, self._where = pa, frame, where
+        self._names = [str(c) for c in frame.columns]
+        self._pg_types = [pg_types[name] for name in self._names]
+        self.failure: SchemaMismatchError | None = None
+        self._first = self._batch(0) if len(frame) else None
+
+    def _batch(self, start: int):
+        chunk = self._frame.iloc[start : start + BATCH_ROWS]
+        arrays = [
+            _arrow_column(self._pa, chunk.iloc[:, i], name, pg_type, self._where)
+            for i, (name, pg_type) in enumerate(zip(self._names, self._pg_types))
+        ]
+        return self._pa.RecordBatch.from_arrays(arrays, names=self._names)
+
+    def _batches(self):
+        yield self._first
+        for start in range(BATCH_ROWS, len(self._frame), BATCH_ROWS):
+            try:
+                yield self._batch(start)
+            except SchemaMismatchError as exc:
+                self.failure = exc
+                raise
+
+    def reader(self):
+        """A stream of the batches, or None when there are no rows to load."""
+        if self._first is None:
+            return None
+        return self._pa.RecordBatchReader.from_batches(self._first.schema, self._batches())
 
 
 class PostgresPandasIOManager(ConfigurableIOManager):
@@ -218,14 +252,19 @@ class PostgresPandasIOManager(ConfigurableIOManager):
             counted_delete = sql.SQL("WITH gone AS ({} RETURNING 1) SELECT count(*) FROM gone").format(
                 delete
             ).as_string(cursor)
-        # DDL, if any, is committed; the replace below is one transaction of its own, and the
-        # frame is converted (and checked against the table's types) before it starts.
-        rows = _arrow_table(obj, existing, f"{schema}.{table}")
+        # DDL, if any, is committed; the replace below is one transaction of its own.
+        rows = _ArrowRows(obj, existing, f"{schema}.{table}")
         with self.warehouse.arrow_connection() as conn, conn.cursor() as cursor:
             cursor.execute(counted_delete, window or None)
             (deleted,) = cursor.fetchone()
-            if rows.num_rows:
-                cursor.adbc_ingest(table, rows, mode="append", db_schema_name=schema)
+            reader = rows.reader()
+            if reader is not None:
+                try:
+                    cursor.adbc_ingest(table, reader, mode="append", db_schema_name=schema)
+                except Exception as exc:
+                    if rows.failure is not None:  # the driver reports it as a stream error
+                        raise rows.failure from exc
+                    raise
         context.add_output_metadata(
             {"table": f"{schema}.{table}", "row_count": len(obj), "rows_replaced": deleted}
         )
