@@ -267,9 +267,10 @@ def test_the_gateway_routes_to_the_charts_webserver_services(values):
     container = manifest("Deployment", "flights-gateway")["spec"]["template"]["spec"]["containers"][0]
     env = {item["name"]: item.get("value") for item in container["env"]}
     port = values["dagsterWebserver"]["service"]["port"]
-    # The chart's names: <release>-dagster-webserver[-read-only] (templates/helpers/_helpers.tpl).
-    assert env["GATEWAY_EDITOR_UPSTREAM"] == f"{RELEASE}-dagster-webserver.{NAMESPACE}.svc.cluster.local:{port}"
-    assert env["GATEWAY_VIEWER_UPSTREAM"] == f"{RELEASE}-dagster-webserver-read-only.{NAMESPACE}.svc.cluster.local:{port}"
+    # The chart's names: <release>-webserver[-read-only] (templates/helpers/_helpers.tpl,
+    # dagster.webserver.fullname), listening on service.port (_deployment-webserver.tpl).
+    assert env["GATEWAY_EDITOR_UPSTREAM"] == f"{RELEASE}-webserver.{NAMESPACE}.svc.cluster.local:{port}"
+    assert env["GATEWAY_VIEWER_UPSTREAM"] == f"{RELEASE}-webserver-read-only.{NAMESPACE}.svc.cluster.local:{port}"
     assert values["dagsterWebserver"]["enableReadOnly"] is True
     # The entrypoint's own check of the upstreams (deploy/gateway/gateway-entrypoint).
     entrypoint = (REPO / "deploy" / "gateway" / "gateway-entrypoint").read_text()
@@ -298,6 +299,8 @@ def test_storage_is_the_external_postgres_with_the_password_from_a_secret(values
     # The chart's templates read the password under this key.
     assert set(secret["stringData"]) == {"postgresql-password"}
     assert values["postgresql"]["postgresqlPassword"] == ""
+    # The chart's database-wait init containers run the platform's Postgres base image.
+    assert values["postgresql"]["image"] == {"repository": "postgres", "tag": "17-trixie", "pullPolicy": "IfNotPresent"}
 
 
 def test_compute_logs_go_to_s3_compatible_storage_not_a_local_directory(values):
