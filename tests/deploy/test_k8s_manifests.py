@@ -299,6 +299,10 @@ def test_storage_is_the_external_postgres_with_the_password_from_a_secret(values
     # The chart's templates read the password under this key.
     assert set(secret["stringData"]) == {"postgresql-password"}
     assert values["postgresql"]["postgresqlPassword"] == ""
+    # DAGSTER_HOME is the images' own (writable by their user).
+    for dockerfile in ("dagster.Dockerfile", "code-location.Dockerfile"):
+        text = (REPO / "deploy" / "docker" / dockerfile).read_text()
+        assert f"DAGSTER_HOME={values['global']['dagsterHome']} " in text, dockerfile
     # The chart's database-wait init containers run the platform's Postgres base image.
     assert values["postgresql"]["image"] == {"repository": "postgres", "tag": "17-trixie", "pullPolicy": "IfNotPresent"}
 
@@ -328,7 +332,7 @@ def rendered_run_launcher(values: dict) -> dict:
         "job_namespace": chart.get("jobNamespace") or NAMESPACE,
         "image_pull_policy": chart["imagePullPolicy"],
         "service_account_name": f"{RELEASE}-dagster",
-        "dagster_home": "/opt/dagster/dagster_home",
+        "dagster_home": values["global"]["dagsterHome"],
         "instance_config_map": f"{RELEASE}-dagster-instance",
         "postgres_password_secret": values["global"]["postgresqlSecretName"],
     }
