@@ -39,7 +39,6 @@ locations: ## regenerate compose.locations.yaml from the registry (dg.toml); mak
 up: .env locations ## build and start the stack in the background, wait until healthy (also after adding or removing a location)
 	docker compose up -d --build --wait --remove-orphans
 	@$(MAKE) -s workspace-sync
-	@docker compose logs --no-log-prefix gateway 2>/dev/null | grep -h "generated password" || true
 
 .PHONY: down
 down: ## stop the stack (volumes, i.e. history and warehouse, are kept)
@@ -74,9 +73,19 @@ venv:
 test: browser venv locations ## every test: unit, integration (throwaway Postgres) and the compose end-to-end suite
 	$(UV) run --frozen pytest
 
+# Two pytest processes, every other test each (conftest.py --shard), one per core: many of the
+# slow tests wait on a subprocess (the dagster CLI, make), which one process would run in turn.
+FAST_SHARDS ?= 2
 .PHONY: test-fast
-test-fast: venv ## what needs no Docker: unit tests, definitions, snapshots, templates (a minute or two)
-	$(UV) run --frozen pytest -m "not compose and not postgres and not docker" -q
+test-fast: venv ## what needs no Docker: unit tests, in-memory asset tests, definitions, snapshots, templates (under a minute)
+	@logs=$$(mktemp -d); pids=; \
+	for k in $$(seq 1 $(FAST_SHARDS)); do \
+	  $(UV) run --frozen pytest -m "not compose and not postgres and not docker" -q -p no:cacheprovider \
+	    --shard=$$k/$(FAST_SHARDS) $(PYTEST_ARGS) >$$logs/$$k.log 2>&1 & pids="$$pids $$!"; \
+	done; \
+	rc=0; for pid in $$pids; do wait $$pid || rc=1; done; \
+	for k in $$(seq 1 $(FAST_SHARDS)); do echo "--- shard $$k/$(FAST_SHARDS)"; cat $$logs/$$k.log; done; \
+	rm -rf $$logs; exit $$rc
 
 .PHONY: check
 check: venv ## Dagster's own check of every location's definitions (dg check defs), with placeholder settings
@@ -130,6 +139,10 @@ redeploy: ## rebuild and restart one code location, then reload it: make redeplo
 user: ## add a UI user or change password/role: make user NAME=ana ROLE=viewer [PASSWORD=…] (else prompts)
 	@[ -n "$(NAME)" ] && [ -n "$(ROLE)" ] || { echo "usage: make user NAME=ana ROLE=editor|viewer [PASSWORD=...]" >&2; exit 2; }
 	@PASSWORD='$(subst ','\'',$(PASSWORD))' deploy/gateway/users.sh set '$(NAME)' '$(ROLE)'
+
+.PHONY: admin-password
+admin-password: ## print the first editor's generated password (kept 0600 in the users volume until changed with make user)
+	@deploy/gateway/users.sh admin-password
 
 .PHONY: users
 users: ## list the UI users and their roles

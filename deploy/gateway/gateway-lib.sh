@@ -102,19 +102,24 @@ refresh_auth_cache() {
     fi
 }
 
-# Cache key: generation, client address and credentials. With the address in it, a client
-# that is throttled cannot use someone else's cached login to test a guessed password.
+# Cache key: generation, client address and an HMAC of the credentials (gateway-auth.js; the key
+# is written into each cache file). With the address in it, a client that is throttled cannot
+# use someone else's cached login to test a guessed password.
 write_auth_cache_conf() {
     local seconds=$AUTH_CACHE_SECONDS
     [[ $seconds =~ ^[0-9]+$ ]] || die "GATEWAY_AUTH_CACHE_SECONDS must be a number of seconds, got '$seconds'"
     local epoch; epoch="$(date +%s%N)"
     cat > "$GENERATED/auth-cache.conf.tmp" <<CONF
-proxy_cache_key "$epoch:\$remote_addr:\$http_authorization";
+proxy_cache_key "$epoch:\$remote_addr:\$gateway_auth_key";
 proxy_cache_valid 200 ${seconds}s;
 CONF
     if [[ $seconds == 0 ]]; then echo "proxy_no_cache 1;" >> "$GENERATED/auth-cache.conf.tmp"; fi
     mv -f "$GENERATED/auth-cache.conf.tmp" "$GENERATED/auth-cache.conf"
 }
+
+# The first editor's generated password (gateway-entrypoint writes it, `make admin-password`
+# prints it): "name:password", 0600, removed once that user's password is changed or the user is.
+FIRST_ADMIN_FILE=$USERS_DIR/first-editor.password
 
 # Serialize every change to the user files (entrypoint bootstrap and gateway-users).
 lock_users() {

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Host side of `make user`, `make users` and `make user-delete`: runs gateway-users (see
-# deploy/gateway/gateway-users) in the running gateway container, so a change takes effect at
-# once, or, while the stack is down, in a one-off gateway container on the users volume.
+# Host side of `make user`, `make users`, `make user-delete` and `make admin-password`: runs
+# gateway-users (see deploy/gateway/gateway-users) in the running gateway container, so a change
+# takes effect at once, or, while the stack is down, in a one-off gateway container on the users
+# volume.
 #   users.sh list | users.sh set NAME ROLE | users.sh delete NAME
+#   users.sh admin-password
 # For `set`, the password comes from $PASSWORD, else a prompt on a terminal, else stdin.
 # Compose settings come from the usual places (.env, COMPOSE_PROJECT_NAME, COMPOSE_ENV_FILES).
 set -euo pipefail

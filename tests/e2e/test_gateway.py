@@ -1,8 +1,11 @@
 """The authenticated gateway in front of the UI: the only published port, basic auth with bcrypt
 users managed by `make user`, role routing (editor -> webserver, viewer -> the --read-only
-webserver-viewer), login throttling, WebSockets, security headers, TLS, and refusing bad input."""
+webserver-viewer), login throttling, WebSockets, security headers, TLS, and refusing bad input;
+and what an attacker tries: mutations over GET, every mutation as a viewer, spoofed identity
+headers, a demoted user's open WebSocket, credentials in the login cache, timing of unknown names."""
 
 import base64
+import http.client
 import json
 import re
 import secrets
@@ -10,14 +13,15 @@ import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 import pytest
 import requests
 import urllib3
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from tests.e2e.compose_stack import LOCATION_NAMES
+from tests.e2e.compose_stack import LOCATION_NAMES, ComposeStack
 from tests.e2e.dagster_graphql import CAPTURED_LOGS, DagsterGraphQL
 
 pytestmark = pytest.mark.compose
@@ -298,6 +302,348 @@ def test_same_origin_requests_and_cross_site_links_pass(stack):
     assert link.status_code == 200
 
 
+# --- GraphQL only from a JSON POST body ---
+
+def _raw(stack, method: str, target: str, auth: tuple[str, str] | None = None,
+         headers: dict | None = None, body: str | None = None) -> tuple[int, str]:
+    """One request with the target sent byte for byte (requests would normalize encodings)."""
+    connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
+    try:
+        all_headers = {**({"Authorization": _basic(*auth)} if auth else {}), **(headers or {})}
+        connection.request(method, target, body=body, headers=all_headers)
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        connection.close()
+
+
+_Q = quote(WIPE)
+GRAPHQL_REFUSED = "/graphql takes a query only as a POST with Content-Type: application/json\n"
+
+
+@pytest.mark.parametrize("method, target", [
+    ("GET", f"/graphql?query={_Q}"),
+    ("GET", f"/graphql?%71uery={_Q}"),  # an encoded parameter name
+    ("GET", "/graphql?query=" + quote("# a comment\n  \t" + WIPE)),
+    ("GET", "/graphql?query=" + quote("query Harmless { version } " + WIPE.replace("mutation", "mutation Wipe", 1))
+     + "&operationName=Wipe"),
+    ("GET", f"/graphql?variables=%7B%7D&query={_Q}"),
+    ("GET", f"/graphql/?query={_Q}"),
+    ("GET", f"/%67raphql?query={_Q}"),  # an encoded path
+    ("GET", f"//graphql?query={_Q}"),
+    ("GET", f"/./graphql?query={_Q}"),
+    ("HEAD", f"/graphql?query={_Q}"),
+    ("GET", "/graphql?query=" + quote(PERMISSIONS)),  # a plain query, too: GET carries none
+])
+def test_graphql_over_get_is_refused_whatever_the_query_string_holds(stack, method, target):
+    status, body = _raw(stack, method, target, auth=stack.admin, headers={"Accept": "application/json"})
+    assert status == 405, body
+    if method == "GET":
+        assert body == GRAPHQL_REFUSED
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          "text/plain; charset=application/json", "multipart/form-data; boundary=x"])
+def test_graphql_post_that_a_form_can_send_is_refused(stack, content_type):
+    """Dagster reads ?query= of a POST that is not JSON; every type a form can send is refused."""
+    status, body = _raw(stack, "POST", f"/graphql?query={_Q}", auth=stack.admin,
+                        headers={"Content-Type": content_type}, body=json.dumps({"query": WIPE}))
+    assert (status, body) == (405, GRAPHQL_REFUSED)
+
+
+def test_the_uis_graphql_requests_pass(stack):
+    """The UI POSTs JSON to /graphql?op=<name>, opens GraphiQL with a plain GET, and a WebSocket."""
+    status, body = _raw(stack, "POST", "/graphql?op=Version", auth=stack.admin,
+                        headers={"Content-Type": "application/json; charset=utf-8"},
+                        body=json.dumps({"query": "query Version { version }"}))
+    assert status == 200 and json.loads(body)["data"]["version"], body
+    status, body = _raw(stack, "GET", "/graphql", auth=stack.admin, headers={"Accept": "text/html"})
+    assert status == 200 and "graphiql" in body.lower()
+
+
+# --- a viewer, every mutation, and spoofed identity headers ---
+
+BACKFILL = """mutation Backfill($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+    __typename ... on LaunchBackfillSuccess { backfillId } ... on Error { message } } }"""
+CANCEL_BACKFILL = """mutation Cancel($id: String!) { cancelPartitionBackfill(backfillId: $id) {
+    __typename ... on Error { message } } }"""
+BACKFILL_STATUS = "query Status($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }"
+SWEEP_ASSET, SWEEP_PARTITION = ["ingestion", "flights"], "2013-01-01"
+
+
+@pytest.fixture(scope="module")
+def finished_backfill(editor) -> str:
+    """A backfill of one day that has landed (the same load the pipeline makes), cancelled at once."""
+    launched = editor.query(BACKFILL, params={"partitionNames": [SWEEP_PARTITION],
+                                              "assetSelection": [{"path": SWEEP_ASSET}]})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    backfill_id = launched["backfillId"]
+    editor.query(CANCEL_BACKFILL, id=backfill_id)
+    editor.wait_for(f"backfill {backfill_id} to end",
+                    lambda: editor.query(BACKFILL_STATUS, id=backfill_id)["partitionBackfillOrError"]["status"]
+                    not in ("REQUESTED", "CANCELING"), timeout=300)
+    return backfill_id
+
+
+MUTATION_SCHEMA = """{ __schema { mutationType { fields { name args { name type { ...T } } type { ...T } } }
+  types { name kind possibleTypes { name } inputFields { name type { ...T } } enumValues { name } } } }
+fragment T on __Type { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } }"""
+# Harmless for anybody: the UI's "seen the intro" flag and a telemetry line (no runs, assets,
+# schedules, sensors, backfills, locations or settings change).
+HARMLESS_MUTATIONS = {"setNuxSeen", "logTelemetry"}
+# Results that hold one result per item, checked item by item.
+NESTED_RESULTS = {"TerminateRunsResult": "terminateRunResults", "LaunchMultipleRunsResult": "launchMultipleRunsResult"}
+NESTED_SELECTIONS = {"TerminateRunsResult": "... on TerminateRunFailure { message }", "LaunchMultipleRunsResult": ""}
+# Failures with a message that do not implement Dagster's Error interface.
+MESSAGE_TYPES = {"TerminateRunFailure"}
+REFUSAL = re.compile(r"UnauthorizedError|do not have permission", re.IGNORECASE)
+
+
+def _type_name(t: dict) -> str:
+    if t["kind"] == "NON_NULL":
+        return _type_name(t["ofType"]) + "!"
+    if t["kind"] == "LIST":
+        return f"[{_type_name(t['ofType'])}]"
+    return t["name"]
+
+
+def _named(t: dict) -> dict:
+    while t.get("ofType"):
+        t = t["ofType"]
+    return t
+
+
+def _value(name: str, t: dict, types: dict, known: dict):
+    """A value of type t for an argument or input field called name: a real one where the
+    stack has it (known), else the simplest valid literal of the type."""
+    if name in known:
+        return known[name]
+    if t["kind"] == "NON_NULL":
+        return _value(name, t["ofType"], types, known)
+    if t["kind"] == "LIST":
+        return [_value(name, t["ofType"], types, known)]
+    if t["kind"] == "ENUM":
+        return types[t["name"]]["enumValues"][0]["name"]
+    if t["kind"] == "INPUT_OBJECT":
+        return {f["name"]: _value(f["name"], f["type"], types, known) for f in types[t["name"]]["inputFields"]
+                if f["type"]["kind"] == "NON_NULL" or f["name"] in known}
+    return {"Int": 1, "Float": 0.0, "Boolean": False}.get(t["name"], "x")
+
+
+def _selection(t: dict, types: dict) -> str:
+    named = _named(t)
+    if named["kind"] == "SCALAR":
+        return ""
+    nested = "".join(f" ... on {n} {{ {f} {{ __typename ... on Error {{ message }} {NESTED_SELECTIONS[n]} }} }}"
+                     for n, f in NESTED_RESULTS.items()
+                     if n == named["name"] or n in {p["name"] for p in types[named["name"]].get("possibleTypes") or []})
+    members = {p["name"] for p in types[named["name"]].get("possibleTypes") or []}
+    error = " ... on Error { message }" if named["kind"] in ("UNION", "INTERFACE") else ""
+    error += "".join(f" ... on {n} {{ message }}" for n in sorted(MESSAGE_TYPES & members))
+    return f" {{ __typename{error}{nested} }}"
+
+
+def mutation_requests(schema: dict, known: dict, overrides: dict[str, dict]) -> dict[str, tuple[str, dict]]:
+    """Mutation name -> (document, variables) calling it with real or valid arguments."""
+    types = {t["name"]: t for t in schema["types"]}
+    calls = {}
+    for field in schema["mutationType"]["fields"]:
+        args = field["args"]
+        variables = {a["name"]: overrides.get(field["name"], {}).get(a["name"], _value(a["name"], a["type"], types, known))
+                     for a in args if a["type"]["kind"] == "NON_NULL" or a["name"] in known
+                     or a["name"] in overrides.get(field["name"], {})}
+        used = [a for a in args if a["name"] in variables]
+        declared = ", ".join(f"${a['name']}: {_type_name(a['type'])}" for a in used)
+        passed = ", ".join(f"{a['name']}: ${a['name']}" for a in used)
+        document = (f"mutation Try{'(' + declared + ')' if used else ''} {{ {field['name']}"
+                    f"{'(' + passed + ')' if used else ''}{_selection(field['type'], types)} }}")
+        calls[field["name"]] = (document, variables)
+    return calls
+
+
+def refused(body: dict, name: str) -> bool:
+    """Refused for lack of permission: an UnauthorizedError result (or every item of a nested one),
+    a permission message, or the error Dagster raises for a Boolean mutation it refuses."""
+    if body.get("errors"):
+        return all(REFUSAL.search(e.get("message", "")) for e in body["errors"])
+    result = (body.get("data") or {}).get(name)
+    if not isinstance(result, dict):
+        return False
+    items = result.get(NESTED_RESULTS.get(result["__typename"], ""), [result])
+    return bool(items) and all(i["__typename"] == "UnauthorizedError" or REFUSAL.search(i.get("message") or "")
+                               for i in items)
+
+
+INSTIGATORS = """{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name }
+  schedules { name scheduleState { id } } sensors { name sensorState { id } } } } } }"""
+
+
+def sweep_arguments(repositories: list[dict], run_id: str, backfill_id: str, location: str,
+                    asset_path: list[str], partition: str) -> tuple[dict, dict]:
+    """Real targets for the sweep: a finished run, a backfill, a schedule and a sensor of the
+    stack, an asset and one of its partitions. Returns (by argument name, by mutation)."""
+    schedule = next((r, s) for r in repositories for s in r["schedules"])
+    sensor = next((r, s) for r in repositories for s in r["sensors"])
+    known = {"runId": run_id, "runIds": [run_id], "backfillId": backfill_id,
+             "repositoryLocationName": location, "locationName": location, "repositoryName": "__repository__",
+             "jobName": "__ASSET_JOB", "assetSelection": [{"path": asset_path}], "partitionNames": [partition],
+             "scheduleName": schedule[1]["name"], "sensorName": sensor[1]["name"]}
+    by_location = {"repositoryLocationName": location, "repositoryName": "__repository__"}
+    reexecute = {"reexecutionParams": {"parentRunId": run_id, "strategy": "ALL_STEPS"}}
+    overrides = {
+        "launchPipelineReexecution": reexecute, "launchRunReexecution": reexecute,
+        "reexecutePartitionBackfill": {"reexecutionParams": {"parentRunId": backfill_id, "strategy": "ALL_STEPS"}},
+        "stopRunningSchedule": {"id": schedule[1]["scheduleState"]["id"]},
+        "stopSensor": {"id": sensor[1]["sensorState"]["id"]},
+        "scheduleDryRun": {"timestamp": time.time(), "selectorData": {
+            **by_location, "repositoryLocationName": schedule[0]["location"]["name"], "scheduleName": schedule[1]["name"]}},
+        "sensorDryRun": {"cursor": None, "selectorData": {
+            **by_location, "repositoryLocationName": sensor[0]["location"]["name"], "sensorName": sensor[1]["name"]}},
+    }
+    return known, overrides
+
+
+def test_every_mutation_is_refused_for_a_viewer(stack, viewer, dagster, editor_run, finished_backfill):
+    """Each mutation of Dagster's schema (found by introspection, so a new one is covered), called by
+    a viewer with real targets (a run, a backfill, a schedule, a sensor, an asset partition), is
+    refused for lack of permission, and nothing changed."""
+    run_id = editor_run[0]
+    schema = viewer.query(MUTATION_SCHEMA)["__schema"]
+    repositories = viewer.query(INSTIGATORS)["repositoriesOrError"]["nodes"]
+    known, overrides = sweep_arguments(repositories, run_id, finished_backfill, "ingestion", SWEEP_ASSET, SWEEP_PARTITION)
+    calls = mutation_requests(schema, known, overrides)
+    assert {"terminateRun", "launchPipelineExecution", "deletePipelineRun", "reloadRepositoryLocation",
+            "wipeAssets", "launchPartitionBackfill", "stopSensor"} <= set(calls)
+    runs_before = {r["runId"] for r in dagster.runs()}
+    backfill_before = dagster.query(BACKFILL_STATUS, id=finished_backfill)
+    accepted = {}
+    for name, (document, variables) in calls.items():
+        if name in HARMLESS_MUTATIONS:
+            continue
+        response = viewer.session.post(viewer.url, json={"query": document, "variables": variables}, timeout=60)
+        # (Dagster answers a refused Boolean mutation with an error and HTTP 500.)
+        assert response.status_code in (200, 500), (name, response.status_code, response.text)
+        if not refused(response.json(), name):
+            accepted[name] = response.json()
+    assert not accepted, json.dumps(accepted, indent=1)[:6000]
+    assert run_id in {r["runId"] for r in dagster.runs()}
+    manual = [r for r in dagster.runs() if r["runId"] not in runs_before and not AUTOMATIC_TAGS & set(r["tags"])]
+    assert not manual, manual
+    assert dagster.query(BACKFILL_STATUS, id=finished_backfill) == backfill_before
+
+
+SPOOFED = {"X-Gateway-Role": "editor", "X-Forwarded-User": "admin", "X-Forwarded-For": "127.0.0.1",
+           "X-Real-IP": "127.0.0.1", "X-Gateway-Client": "127.0.0.1"}
+
+
+def test_spoofed_identity_headers_raise_no_privileges(stack, users):
+    anonymous = requests.post(f"{stack.base_url}/graphql", json={"query": RELOAD}, headers=SPOOFED, timeout=10)
+    assert anonymous.status_code == 401
+    spoofing = DagsterGraphQL(stack.base_url, auth=users["viewer"])
+    spoofing.session.headers.update(SPOOFED)
+    permissions = {p["permission"]: p["value"] for p in spoofing.query(PERMISSIONS)["permissions"]}
+    assert not any(permissions.values()), permissions
+    assert spoofing.query(RELOAD)["reloadRepositoryLocation"]["__typename"] == UNAUTHORIZED
+    # A WebSocket with the same headers is the viewer's too: it gets only the read-only webserver.
+    with connect(f"ws://127.0.0.1:{stack.port}/graphql", subprotocols=["graphql-ws"], open_timeout=15,
+                 additional_headers={"Authorization": _basic(*users["viewer"]), **SPOOFED}) as ws:
+        ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(ws.recv(timeout=15))["type"] == "connection_ack"
+        ws.send(json.dumps({"id": "1", "type": "start", "payload": {"query": RELOAD}}))
+        reply = json.loads(ws.recv(timeout=30))
+    assert UNAUTHORIZED in json.dumps(reply) or reply["type"] == "error", reply
+
+
+def test_a_new_forwarded_for_on_each_guess_does_not_escape_the_throttle(stack):
+    """From another address: 30 wrong passwords, each claiming another client address."""
+    out = _on_platform(stack, """
+        for i in $(seq 1 30); do
+          curl -s -o /dev/null -w '%{http_code}\\n' -u "admin:wrong-$i" -H "X-Forwarded-For: 10.9.$i.1" \\
+               -H "X-Real-IP: 10.9.$i.1" -H "X-Gateway-Client: 10.9.$i.1" http://gateway:8080/
+        done
+    """)
+    codes = out.split()
+    assert len(codes) == 30 and set(codes) <= {"401", "429"}, codes
+    assert codes[-10:] == ["429"] * 10, codes
+
+
+# --- a changed user's open connections, the login cache, unknown names ---
+
+def test_a_demoted_editors_open_websocket_is_closed_within_the_shutdown_timeout(stack):
+    """`make user` reloads nginx; worker_shutdown_timeout (10 s) ends the old workers' WebSockets,
+    which were authorized once, when they opened."""
+    name, password = "ws.editor", "ws-editor-" + secrets.token_hex(6)
+    stack.add_user(name, "editor", password)
+    url = f"ws://127.0.0.1:{stack.port}/graphql"
+    with connect(url, subprotocols=["graphql-ws"], additional_headers={"Authorization": _basic(name, password)},
+                 open_timeout=15) as ws:
+        ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(ws.recv(timeout=15))["type"] == "connection_ack"
+        stack.add_user(name, "viewer", password)  # demoted (same password)
+        demoted = time.monotonic()
+        closed_after = None
+        while closed_after is None and time.monotonic() < demoted + 10 + 10:
+            try:
+                ws.recv(timeout=1)
+            except TimeoutError:
+                continue
+            except ConnectionClosed:
+                closed_after = time.monotonic() - demoted
+        assert closed_after is not None, "the demoted editor's WebSocket was still open 20 s after the change"
+    client = DagsterGraphQL(stack.base_url, auth=(name, password))
+    assert not any(p["value"] for p in client.query(PERMISSIONS)["permissions"])
+    assert client.query(RELOAD)["reloadRepositoryLocation"]["__typename"] == UNAUTHORIZED
+    stack.make("user-delete", f"NAME={name}")
+
+
+def _gateway_container(stack) -> str:
+    return stack.compose("ps", "-q", "gateway").stdout.strip()
+
+
+def test_the_login_cache_holds_no_credentials(stack, users):
+    for user in (stack.admin, users["viewer"]):
+        assert requests.get(f"{stack.base_url}/server_info", auth=user, timeout=10).status_code == 200
+    cache = subprocess.run(["docker", "exec", _gateway_container(stack), "sh", "-c",
+                            "cat /tmp/nginx/auth-cache/*/*"], capture_output=True, check=True).stdout
+    keys = re.findall(rb"\nKEY: ([^\n]*)\n", cache)
+    assert keys, cache[:2000]
+    for key in keys:
+        assert re.fullmatch(rb"[0-9]+:[0-9a-f.:]+:[0-9a-f]{64}", key), key
+    for name, password in (stack.admin, users["viewer"]):
+        for secret in (password, base64.b64encode(f"{name}:{password}".encode()).decode()):
+            assert secret.encode() not in cache
+    # (A viewer's verdict keeps the editor check's `WWW-Authenticate: Basic realm=…`: no credentials.)
+    assert not re.search(rb"Basic (?!realm=)[A-Za-z0-9+/=]{4,}", cache), re.findall(rb".{0,40}Basic.{0,40}", cache)
+
+
+STAND_IN_CHECK = 'user "Gateway-Stand-In": password mismatch'
+
+
+def test_unknown_names_cost_one_bcrypt_like_known_ones(stack, users):
+    """A name that is in no user file is checked against a stand-in bcrypt hash of the users' cost
+    (nginx logs each failed stand-in check); a known name with a wrong password is not."""
+    container = _gateway_container(stack)
+
+    def stand_in_checks() -> int:
+        return stack.compose("logs", "--no-color", "gateway").stdout.count(STAND_IN_CHECK)
+
+    before = stand_in_checks()
+    attempts = ["nobody.1", "nobody.2", "Admin", stack.admin[0], users["viewer"][0]]
+    codes = _docker("exec", container, "bash", "-c", " ".join(
+        f"curl -s -o /dev/null -w '%{{http_code}} ' -u '{name}:wrong-password' http://127.0.0.1:8080/;"
+        for name in attempts)).stdout.split()
+    assert codes == ["401"] * len(attempts), codes
+    deadline = time.monotonic() + 10
+    while stand_in_checks() < before + 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(1)
+    assert stand_in_checks() == before + 3  # the three unknown names, not the two known ones
+    costs = _docker("exec", container, "bash", "-c",
+                    "cut -d: -f2 /tmp/nginx/generated/stand-in.htpasswd /var/lib/gateway/users/*.htpasswd"
+                    " | cut -d'$' -f3 | sort -u").stdout.split()
+    assert costs == ["10"], costs  # GATEWAY_BCRYPT_COST's default, for users and stand-in alike
+
+
 # --- first start, TLS and bad input, on standalone gateway containers ---
 
 @pytest.fixture
@@ -334,7 +680,10 @@ def _gateway_run(*args: str) -> subprocess.CompletedProcess:
     return _docker("run", "--rm", "--read-only", "--tmpfs", "/tmp", "--network", "none", *args, GATEWAY_IMAGE, check=False)
 
 
-def test_generated_admin_password_is_printed_once_and_works(stack, scratch):
+FIRST_ADMIN_FILE = "/var/lib/gateway/users/first-editor.password"
+
+
+def test_generated_admin_password_is_kept_in_a_private_file_and_never_logged(stack, scratch):
     """First start on a volume that has only a viewer (added while the stack was down)."""
     volume, container = scratch("vol"), scratch("gw")
     common = ["--network", f"{stack.project}_platform", "--read-only", "--tmpfs", "/tmp",
@@ -344,18 +693,51 @@ def test_generated_admin_password_is_printed_once_and_works(stack, scratch):
                    capture_output=True)
     _docker("run", "-d", "--name", container, *common, GATEWAY_IMAGE)
     logs = _wait_for_log(container, "listening on http")
-    match = re.search(r"created the first editor 'admin' with the generated password: (\S+)", logs)
-    assert match, logs
-    password = match.group(1)
+    assert "created the first editor 'admin' with a generated password: make admin-password prints it" in logs, logs
+    password = _docker("exec", container, "gateway-users", "admin-password").stdout.strip()
     assert len(password) >= 20
+    assert password not in logs
+    assert _docker("exec", container, "stat", "-c", "%a %U", FIRST_ADMIN_FILE).stdout.split() == ["600", "www-data"]
     query = f"""curl -s -u 'admin:{password}' -H 'Content-Type: application/json' -d '{{"query": "{{ version }}"}}' http://127.0.0.1:8080/graphql"""
     assert '"version"' in _docker("exec", container, "bash", "-c", query).stdout
     _docker("restart", container)
     logs = _wait_for_log(container, "listening on http", count=2)
     assert logs.count("1 editor(s), 1 viewer(s)") == 2, logs
-    assert logs.count(password) == 1, logs
+    assert password not in logs
     assert logs.count("created the first editor") == 1, logs
     assert '"version"' in _docker("exec", container, "bash", "-c", query).stdout
+
+
+@pytest.fixture
+def gateway_only(stack, tmp_path):
+    """A compose project of its own with only the gateway, started as a first `make up` starts it
+    (no GATEWAY_ADMIN_PASSWORD), and joined to the stack's network to reach its webservers."""
+    fresh = ComposeStack(f"{stack.project}-gw", tmp_path)
+    fresh.set_env(GATEWAY_ADMIN_PASSWORD="")
+    try:
+        fresh.compose("up", "-d", "--no-deps", "--wait", "--wait-timeout", "60", "gateway")
+        _docker("network", "connect", f"{stack.project}_platform", fresh.compose("ps", "-q", "gateway").stdout.strip())
+        yield fresh
+    finally:
+        fresh.down()
+
+
+def test_make_admin_password_prints_the_generated_password_that_nothing_logs(gateway_only):
+    password = gateway_only.make("admin-password").stdout.strip()
+    assert len(password) >= 20
+    version = requests.post(f"{gateway_only.base_url}/graphql", json={"query": "{ version }"},
+                            auth=("admin", password), timeout=30)
+    assert version.status_code == 200 and version.json()["data"]["version"], version.text
+    logs = gateway_only.compose("logs", "--no-color").stdout
+    assert "make admin-password prints it" in logs, logs
+    assert password not in logs
+    mode = gateway_only.compose("exec", "-T", "gateway", "stat", "-c", "%a %U", FIRST_ADMIN_FILE).stdout.split()
+    assert mode == ["600", "www-data"]
+    # Once the admin chose their own password, the generated one is gone.
+    gateway_only.add_user("admin", "editor", "own-" + secrets.token_hex(8))
+    retired = gateway_only.make("admin-password", check=False)
+    assert retired.returncode != 0 and "no generated password" in retired.stderr, retired.stderr
+    assert requests.get(gateway_only.base_url, auth=("admin", password), timeout=10).status_code == 401
 
 
 def test_tls_without_certificate_refuses_to_start_naming_the_file(scratch, tmp_path):
