@@ -8,8 +8,11 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -38,6 +41,9 @@ PLACEHOLDER_ENV = {
     "WAREHOUSE_PASSWORD": "placeholder-password",
 }
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+IMPORT_ERROR = re.compile(
+    r"(DagsterImportError: Encountered ImportError: .*? while importing module platform_ops\.definitions\.)"
+)
 
 
 # --- the README side --------------------------------------------------------------------------
@@ -317,26 +323,49 @@ def test_automation_holds_back_a_day_with_a_missing_upstream(placeholder_env):
 # --- a code location that fails to load -------------------------------------------------------
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(scope="module", autouse=True)
-def broken_location_check(tmp_path_factory) -> Iterator[tuple[Path, subprocess.Popen]]:
-    """`dg check defs` on a copy of the platform location whose definitions import a package its
-    pyproject.toml does not list (so its image would not have it). Started as soon as this module
-    starts: the subprocess runs on the other core while the in-process tests run."""
+def broken_location(tmp_path_factory) -> Iterator[dict]:
+    """A copy of the platform location whose definitions import a package its pyproject.toml does
+    not list (so its image would not have it), checked with `dg check defs` and served by
+    `dagster code-server start` as the stack's code servers run it. Both start as soon as this
+    module starts and run on the other core while the in-process tests run."""
     project = tmp_path_factory.mktemp("broken") / "platform"
     shutil.copytree(REPO / "code_locations" / "platform", project,
                     ignore=shutil.ignore_patterns("__pycache__", "tests", "*.egg-info"))  # fmt: skip
     definitions = project / "src" / "platform_ops" / "definitions.py"
     definitions.write_text("import package_not_in_the_lock\n" + definitions.read_text())
     env = cli_env(project.parent)
-    process = subprocess.Popen(
-        [str(DG_CLI), "check", "defs", "--use-active-venv"], cwd=project,
-        env={**env, "VIRTUAL_ENV": str(BIN.parent), "PATH": f"{BIN}:{env['PATH']}"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    yield project, process
-    if process.poll() is None:
-        process.kill()
-        process.communicate()
+    env = {**env, "VIRTUAL_ENV": str(BIN.parent), "PATH": f"{BIN}:{env['PATH']}"}
+    port = free_port()
+    processes = {
+        "dg": subprocess.Popen(
+            [str(DG_CLI), "check", "defs", "--use-active-venv"], cwd=project, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        ),
+        "code_server": subprocess.Popen(
+            [str(BIN / "dagster"), "code-server", "start", "-m", "platform_ops.definitions",
+             "-d", str(project / "src"), "-h", "127.0.0.1", "-p", str(port), "--location-name", "platform"],
+            cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the server it spawns goes with it
+        ),
+    }  # fmt: skip
+    try:
+        yield {"project": project, "port": port, **processes}
+    finally:
+        if processes["code_server"].poll() is None:
+            os.killpg(processes["code_server"].pid, signal.SIGTERM)
+        for process in processes.values():
+            try:
+                process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
 
 
 def test_location_fails_to_load_blank_setting(placeholder_env, monkeypatch):
@@ -407,17 +436,39 @@ def test_launch_without_a_contract_variable(docker_launcher_instance, monkeypatc
     assert_quoted("a run container missing a variable", str(raised.value))
 
 
-# last in the module: by now the check started by broken_location_check has had time to finish
-def test_location_fails_to_load_dg_check_defs(broken_location_check):
-    project, process = broken_location_check
+# last in the module: by now the subprocesses started by broken_location have had time to finish
+def test_location_fails_to_load_dg_check_defs(broken_location):
+    process = broken_location["dg"]
     output, _ = process.communicate(timeout=300)
     output = ANSI.sub("", output)
     assert process.returncode != 0, output
     header = re.search(r"ERROR - (Validation failed for code location platform:)", output)
-    cause = re.search(r"(DagsterImportError: Encountered ImportError: .*? while importing module platform_ops\.definitions\.)", output)  # fmt: skip
+    cause = re.search(IMPORT_ERROR, output)
     assert header and cause, output
-    assert f"{project}/src" in output  # it loaded the broken copy, not the installed package
+    assert f"{broken_location['project']}/src" in output  # the broken copy, not the installed package
     assert_quoted("a code location that fails to load", header.group(1))
+    assert_quoted("a code location that fails to load", cause.group(1))
+
+
+def test_location_fails_to_load_code_server(broken_location):
+    """The code server keeps running and serves the load error: what the webserver shows for the
+    location (the UI's Deployment page) is this error."""
+    from dagster._grpc.client import DagsterGrpcClient
+
+    client = DagsterGrpcClient(port=broken_location["port"], host="127.0.0.1")
+    deadline = time.monotonic() + 240
+    while True:
+        try:
+            client.ping("ready?")
+            break
+        except Exception:
+            assert broken_location["code_server"].poll() is None, "the code server exited"
+            assert time.monotonic() < deadline, "the code server did not answer within 240 s"
+            time.sleep(0.5)
+    served = client.list_repositories()
+    assert '"cls_name": "DagsterImportError"' in served, served
+    cause = re.search(IMPORT_ERROR, served)
+    assert cause, served
     assert_quoted("a code location that fails to load", cause.group(1))
 
 
