@@ -9,6 +9,7 @@ run with `-s` to see them, the module prints the whole table at the end."""
 import json
 import secrets
 import subprocess
+import threading
 import time
 
 import pytest
@@ -111,6 +112,15 @@ def event_counts(stack: ComposeStack) -> dict[str, int]:
     return {run_id: int(n) for run_id, n in (line.split("|") for line in out.splitlines() if line)}
 
 
+def launch_to_started(stack: ComposeStack) -> list[float]:
+    """Seconds from RUN_STARTING (the launcher created the container) to RUN_START (the run worker
+    is up), for every run that got that far, sorted."""
+    out = stack.psql("dagster", "SELECT extract(epoch FROM max(timestamp) - min(timestamp)) FROM event_logs "
+                                "WHERE dagster_event_type IN ('PIPELINE_STARTING', 'PIPELINE_START') "
+                                "GROUP BY run_id HAVING count(DISTINCT dagster_event_type) = 2")
+    return sorted(float(line) for line in out.splitlines() if line)
+
+
 def run_container(stack: ComposeStack, run_id: str, running: bool = True) -> str | None:
     filters = [f"label=dagster/run_id={run_id}", f"label={RUN_LABEL.rsplit('.', 1)[0]}.role=run"]
     if running:
@@ -197,6 +207,19 @@ def retry_of(dagster: DagsterGraphQL, run_id: str) -> list[dict]:
     return dagster.runs(tags=[{"key": "dagster/parent_run_id", "value": run_id}])
 
 
+def ends_in_success(dagster: DagsterGraphQL, run_id: str, timeout: float = 900) -> list[str]:
+    """The run, or the retry chain run retries started for it, ends SUCCESS: each link's status."""
+    chain = []
+    while True:
+        status, _ = dagster.wait_run(run_id, timeout=timeout)
+        chain.append(f"{run_id[:8]} {status}")
+        if status == "SUCCESS":
+            return chain
+        assert status == "FAILURE", chain  # CANCELED is nobody's retry
+        run_id = dagster.wait_for(f"a retry of {run_id}", lambda r=run_id: retry_of(dagster, r),
+                                  timeout=timeout)[0]["runId"]
+
+
 def wait_day_ingested(stack, dagster, day: str, timeout: float = 900) -> None:
     """The sensor's own run for the day finished, so a test's run of that day races nothing."""
     def probe():
@@ -255,6 +278,52 @@ def test_killed_run_container_is_failed_by_monitoring_and_retried(stack, dagster
            f"killed mid-step (STEP_START logged, nothing written); monitoring marked FAILURE after "
            f"{failed_after:.0f} s; retry {retry['runId'][:8]} SUCCESS",
            recovered, f"none ({total} rows = landed, no duplicates)")
+
+
+def wait_starting_with_container(stack, dagster, run_id: str, timeout: float = 900) -> str:
+    """The run is STARTING and its container runs: the run worker is still starting up."""
+    def probe():
+        status = dagster.run(run_id)["status"]
+        if status not in ("QUEUED", "NOT_STARTED", "STARTING"):
+            raise AssertionError(f"run {run_id} went {status} before its container was seen STARTING")
+        return status == "STARTING" and run_container(stack, run_id)
+    return dagster.wait_for(f"run {run_id} STARTING with a running container", probe, timeout=timeout, interval=0.1)
+
+
+# Run monitoring checks every 10 s (dagster.yaml poll_interval_seconds); the daemon's loop adds a few.
+STARTING_FAILED_WITHIN = 30
+
+
+def test_run_container_killed_while_starting_is_failed_within_30s_and_retried(stack, dagster):
+    """Stock run monitoring checks the worker of STARTED runs only: a STARTING run whose
+    container died waited out start_timeout_seconds (180 s). The daemon's patch
+    (platform_core.dagster_patches.patch_starting_run_worker_health) checks STARTING runs too."""
+    day = "2013-01-02"
+    dagster.wait_for(f"flights/{day} landed", lambda: stack.read_landing_file(f"flights/{day}.csv"), timeout=900)
+    wait_day_ingested(stack, dagster, day)
+    expected = expected_flights(stack, day)
+
+    run_id = dagster.launch_asset_run("ingestion", FLIGHTS, day)
+    container = wait_starting_with_container(stack, dagster, run_id)
+    subprocess.run(["docker", "kill", container], check=True, capture_output=True)
+    killed_at = time.monotonic()
+    kinds = {e["__typename"] for e in dagster.events(run_id)}
+    assert "RunStartEvent" not in kinds, f"the run worker had started before the kill: {kinds}"
+
+    status, seen = dagster.wait_run(run_id, timeout=900)
+    failed_after = time.monotonic() - killed_at
+    assert status == "FAILURE" and "STARTED" not in seen, (status, seen)
+    assert failed_after <= STARTING_FAILED_WITHIN, f"failed {failed_after:.0f} s after the kill"
+    failure = [e["message"] for e in dagster.events(run_id) if e["__typename"] == "RunFailureEvent"]
+    assert failure and "Run worker of STARTING run" in failure[0], failure
+    chain = ends_in_success(dagster, run_id)
+    recovered = time.monotonic() - killed_at
+    assert len(chain) == 2, chain  # the kill cost exactly one retry
+    total, distinct = flights_rows(stack, day)
+    assert total == distinct == expected, (total, distinct, expected)
+    record("1b run container killed while STARTING (docker kill)",
+           f"monitoring marked FAILURE after {failed_after:.0f} s (stock: start timeout, 180 s); "
+           f"retry: {' -> '.join(chain)}", recovered, f"none ({total} rows = landed, no duplicates)")
 
 
 def test_terminated_run_ends_canceled(stack, dagster):
@@ -413,27 +482,81 @@ def test_code_server_crash_reloads_by_itself_and_sensors_resume(stack, dagster):
            recovered, "none")
 
 
+RUNS_PROBE = {"query": "{ runsOrError(limit: 1) { __typename } }"}
+
+
+class GatewayLoop(threading.Thread):
+    """Requests through the gateway, as the admin, every 0.25 s until stopped: the webserver's own
+    `/server_info` and a GraphQL query that reads the run storage. Records (seconds since start,
+    what, HTTP status or the exception, GraphQL type)."""
+
+    def __init__(self, stack: ComposeStack):
+        super().__init__(daemon=True)
+        self.stack, self.answers, self.halt = stack, [], threading.Event()
+
+    def run(self):
+        session, t0 = requests.Session(), time.monotonic()
+        session.auth = self.stack.admin
+        while not self.halt.is_set():
+            for what in ("server_info", "runs"):
+                try:
+                    if what == "server_info":
+                        response = session.get(f"{self.stack.base_url}/server_info", timeout=30)
+                        kind = None
+                    else:
+                        response = session.post(f"{self.stack.base_url}/graphql", json=RUNS_PROBE, timeout=30)
+                        kind = (response.json().get("data") or {}).get("runsOrError", {}).get("__typename") \
+                            if response.status_code == 200 else None
+                    self.answers.append((time.monotonic() - t0, what, response.status_code, kind))
+                except requests.RequestException as exc:
+                    self.answers.append((time.monotonic() - t0, what, f"{type(exc).__name__}: {exc}"[:160], None))
+            self.halt.wait(0.25)
+
+
 def test_postgres_restart_reconnects_everything_and_loses_no_history(stack, dagster):
+    """A restart of Postgres with two runs in flight: every request through the gateway is
+    answered 200 throughout; once the run storage answers again, no request fails (no stale pooled
+    connection); each in-flight run, or its retry, ends SUCCESS and its rows are complete."""
+    days = ("2013-01-04", "2013-01-05")  # landed at start (FIRST_END): no other test's replay needed
+    for day in days:
+        wait_day_ingested(stack, dagster, day)
     dagster.wait_for("no run active", lambda: quiet(dagster), timeout=900)
     finished_before = event_counts(stack)
-    active = [dagster.launch_asset_run("ingestion", FLIGHTS, day) for day in ("2013-01-06", "2013-01-07")]
+    expected = {day: expected_flights(stack, day) for day in days}
+    # Not loaded: the days' rows are removed, so only these runs (or their retries) can put them back.
+    sql(stack, "warehouse", "DELETE FROM ingestion.flights WHERE flight_date IN (CAST(:'a' AS date), CAST(:'b' AS date))",
+        a=days[0], b=days[1])
+    assert {day: flights_rows(stack, day) for day in days} == {day: (0, 0) for day in days}
+    active = [dagster.launch_asset_run("ingestion", FLIGHTS, day) for day in days]
     wait_started_with_container(stack, dagster, active[0])
     services = ("webserver", "webserver-viewer", "daemon", *LOCATION_SERVICES, "gateway")
     restarts_before = {s: inspect_state(service_container(stack, s))["RestartCount"] for s in services}
+    loop = GatewayLoop(stack)
+    loop.start()
+    time.sleep(2)
     restarted_wall, t0 = time.time(), time.monotonic()
-    stack.compose("restart", "postgres")
-    dagster.wait_locations_loaded(LOCATION_NAMES, timeout=900)
-    graphql_back = time.monotonic() - t0
+    try:
+        stack.compose("restart", "postgres")
+        dagster.wait_locations_loaded(LOCATION_NAMES, timeout=900)
+        graphql_back = time.monotonic() - t0
+        outcome = [" -> ".join(ends_in_success(dagster, run_id)) for run_id in active]
+        time.sleep(5)  # a few more answers after the runs ended
+    finally:
+        loop.halt.set()
+        loop.join(60)
 
-    final = dagster.wait_for("the runs active during the restart to end", tolerant(lambda: not_stuck(dagster, active)),
-                             timeout=600)
-    outcome = []
-    for run_id, status in final.items():
-        if status == "FAILURE":  # failed visibly; an infrastructure failure is retried
-            retries = retry_of(dagster, run_id)
-            outcome.append(f"{run_id[:8]} FAILURE, retry {retries[0]['status'] if retries else 'none'}")
-        else:
-            outcome.append(f"{run_id[:8]} {status}")
+    answers = loop.answers
+    not_200 = [a for a in answers if a[2] != 200]
+    assert not not_200, f"{len(not_200)} of {len(answers)} gateway requests not answered 200: {not_200[:10]}"
+    runs = [a for a in answers if a[1] == "runs"]
+    failed = [i for i, a in enumerate(runs) if a[3] != "Runs"]
+    if failed:  # storage unreachable while Postgres was down: one block, then never again
+        assert failed == list(range(failed[0], failed[-1] + 1)), f"run storage failed after it was back: {runs}"
+        assert len(runs) - failed[-1] > 20, runs[-5:]
+    print(f"gateway loop: {len(answers)} requests, all HTTP 200; run-storage query failed "
+          f"{len(failed)} time(s), for {(runs[failed[-1]][0] - runs[failed[0]][0]) if failed else 0:.1f} s")
+    assert {day: flights_rows(stack, day) for day in days} == {day: (n, n) for day, n in expected.items()}
+
     new_run = dagster.launch_asset_run("ingestion", ["ingestion", "planes"])
     assert dagster.wait_run(new_run, timeout=900)[0] == "SUCCESS"
     dagster.wait_for("a landing sensor tick after the Postgres restart",
@@ -448,14 +571,11 @@ def test_postgres_restart_reconnects_everything_and_loses_no_history(stack, dags
     assert not changed, f"event history of finished runs changed: {changed}"
     restarted = {s: n for s in services if (n := inspect_state(service_container(stack, s))["RestartCount"]) != restarts_before[s]}
     print(f"services Docker restarted (crashed) during the Postgres restart: {restarted or 'none'}")
-    for day in ("2013-01-06", "2013-01-07"):
-        total, distinct = flights_rows(stack, day)
-        assert total == distinct == expected_flights(stack, day), day
     record("3 Postgres restarted with 2 runs active",
-           f"GraphQL back after {graphql_back:.0f} s; crashed+restarted: {sorted(restarted) or 'none'}; "
-           f"runs: {'; '.join(outcome)}; "
+           f"{len(answers)} gateway requests all 200 (run storage unavailable for {len(failed)}); GraphQL back "
+           f"after {graphql_back:.0f} s; crashed+restarted: {sorted(restarted) or 'none'}; runs: {'; '.join(outcome)}; "
            "new run SUCCESS, sensors ticked", recovered,
-           f"none ({len(finished_before)} finished runs' event counts unchanged)")
+           f"none (removed days re-ingested: {expected}; {len(finished_before)} finished runs' event counts unchanged)")
 
 
 def test_down_and_up_keeps_every_record(stack, dagster):
@@ -501,3 +621,38 @@ def test_no_run_left_stuck(stack, dagster):
     for run in dagster.runs():
         statuses[run["status"]] = statuses.get(run["status"], 0) + 1
     print(f"run statuses at the end: {statuses}")
+
+
+def test_down_with_the_demo_running_leaves_no_run_container(stack, dagster):
+    """`docker compose down -v` while the demo streams left the in-flight runs' containers behind
+    (they exited after the watchdog, which prunes on stop, had gone) and with them the volumes they
+    mount. `down` now stops the daemon first (it depends on the watchdog), so nothing launches any
+    more when the watchdog stops; it stops the in-flight run containers and removes them all."""
+    stack.set_env(REPLAY_SECONDS_PER_DAY="2", REPLAY_END="2013-01-31")
+    stack.compose("up", "-d", "--no-deps", "replay")
+
+    def in_flight():
+        runs = dagster.runs(statuses=["STARTING", "STARTED"])
+        return [r["runId"] for r in runs if run_container(stack, r["runId"])]
+    running = dagster.wait_for("sensor runs in flight with running containers", in_flight, timeout=600, interval=0.5)
+    starts = launch_to_started(stack)
+    print(f"launch -> STARTED over {len(starts)} runs of this module: min {starts[0]:.1f} s, median "
+          f"{starts[len(starts) // 2]:.1f} s, 90th {starts[int(len(starts) * 0.9)]:.1f} s, max {starts[-1]:.1f} s")
+    # The watchdog's log is gone with its container after `down`: follow it from now on.
+    follow = subprocess.Popen(["docker", "logs", "-f", "--since", "1s", service_container(stack, "watchdog")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    t0 = time.monotonic()
+    down = stack.compose("down", "-v", check=False, timeout=600)
+    took = time.monotonic() - t0
+    log = follow.communicate(timeout=60)[0]
+    leftovers = stack.run_containers()
+    volumes = subprocess.run(["docker", "volume", "ls", "-q", "--filter", f"name=^{stack.project}_"],
+                             capture_output=True, text=True, check=True).stdout.split()
+    print(f"down with {len(running)} run(s) in flight took {took:.0f} s; watchdog:\n{log[-3000:]}")
+    assert down.returncode == 0, down.stderr[-2000:]
+    assert not leftovers, f"run containers left after down: {leftovers}"
+    assert not volumes, f"volumes left after down -v: {volumes}"
+    assert "stopping in-flight run container" in log, log[-2000:]
+    record("8 compose down -v with the demo streaming",
+           f"{len(running)} run(s) in flight stopped and removed by the watchdog; no container or volume left",
+           took, "n/a (volumes removed on purpose)")
