@@ -546,3 +546,65 @@ def test_the_code_server_pods_the_chart_renders_are_valid_kubernetes(generated):
             },
         }
         kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
+
+
+# --- Pod Security "restricted" (https://kubernetes.io/docs/concepts/security/pod-security-standards/)
+
+SAFE_SYSCTLS = {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
+                "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
+                "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
+                "net.ipv4.tcp_keepalive_probes"}
+RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+
+
+def restricted_violations(pod: dict) -> list[str]:
+    """The controls of the "restricted" Pod Security level this repository's pods can break."""
+    problems = []
+    pod_security = pod.get("securityContext") or {}
+    if any(pod.get(field) for field in ("hostNetwork", "hostPID", "hostIPC")):
+        problems.append("host namespaces")
+    for volume in pod.get("volumes") or []:
+        if not set(volume) - {"name"} <= RESTRICTED_VOLUMES:
+            problems.append(f"volume {volume['name']} type {sorted(set(volume) - {'name'})}")
+    for sysctl in pod_security.get("sysctls") or []:
+        if sysctl["name"] not in SAFE_SYSCTLS:
+            problems.append(f"sysctl {sysctl['name']}")
+    for container in [*(pod.get("initContainers") or []), *pod["containers"]]:
+        security = container.get("securityContext") or {}
+        name = container["name"]
+        if security.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{name}: allowPrivilegeEscalation")
+        if security.get("capabilities", {}).get("drop") != ["ALL"] or set(security.get("capabilities", {}).get("add") or []) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{name}: capabilities")
+        if not (security.get("runAsNonRoot") or pod_security.get("runAsNonRoot")) or 0 in (security.get("runAsUser"), pod_security.get("runAsUser")):
+            problems.append(f"{name}: runAsNonRoot")
+        seccomp = (security.get("seccompProfile") or pod_security.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{name}: seccompProfile")
+        if security.get("privileged") or any(port.get("hostPort") for port in container.get("ports") or []):
+            problems.append(f"{name}: privileged or hostPort")
+    return problems
+
+
+def test_the_pods_whose_security_we_write_meet_pod_security_restricted(launcher, generated):
+    gateway = manifest("Deployment", "flights-gateway")["spec"]["template"]["spec"]
+    assert restricted_violations(gateway) == []
+    for entry in generated["dagster-user-deployments"]["deployments"]:
+        assert restricted_violations(run_job(launcher, entry)["spec"]["template"]["spec"]) == [], entry["name"]
+        code_server = {"securityContext": entry["podSecurityContext"], "volumes": entry.get("volumes", []),
+                       "containers": [{"name": "dagster", "securityContext": entry["securityContext"]}]}
+        assert restricted_violations(code_server) == [], entry["name"]
+    # The webservers and the daemon: the chart puts these on their pods and containers (init ones too).
+    values = yaml.safe_load((HELM / "values.yaml").read_text())
+    for section in ("dagsterWebserver", "dagsterDaemon"):
+        pod = {"securityContext": values[section]["podSecurityContext"],
+               "containers": [{"name": name, "securityContext": values[section]["securityContext"]}
+                              for name in ("dagster", "check-db-ready")]}
+        assert restricted_violations(pod) == [], section
+    # The check itself catches what it should.
+    loose = copy.deepcopy(gateway)
+    loose["containers"][1]["securityContext"]["allowPrivilegeEscalation"] = True
+    loose["securityContext"]["sysctls"].append({"name": "net.core.somaxconn", "value": "1024"})
+    loose["volumes"].append({"name": "docker", "hostPath": {"path": "/var/run/docker.sock"}})
+    assert restricted_violations(loose) == ["volume docker type ['hostPath']", "sysctl net.core.somaxconn",
+                                            "dns-forwarder: allowPrivilegeEscalation"]
