@@ -18,3 +18,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if "e2e" in item.path.parts:
             item.add_marker(pytest.mark.compose)
+
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--shard", default=None, metavar="K/N",
+                     help="run only every N-th selected test, starting with the K-th (make test-fast runs N at once)")
+
+
+class _Shard:
+    """A separate plugin because its hook must run last, after -m has deselected (the marker
+    hook above must run before it), so the shards split what actually runs."""
+
+    def __init__(self, k: int, n: int):
+        self.k, self.n = k, n
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        # Round robin: the slow parametrized tests (a subprocess each) spread over the shards.
+        keep = items[self.k - 1 :: self.n]
+        kept = set(map(id, keep))
+        config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])
+        items[:] = keep
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    shard = config.getoption("--shard")
+    if shard:
+        k, _, n = shard.partition("/")
+        if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+            raise pytest.UsageError(f"--shard must be K/N with 1 <= K <= N, got {shard!r}")
+        config.pluginmanager.register(_Shard(int(k), int(n)), "flights-shard")
