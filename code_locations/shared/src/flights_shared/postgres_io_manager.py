@@ -48,15 +48,35 @@ def postgres_type(series: pd.Series) -> str:
     return "text"
 
 
+# Column name -> type name (pg_type.typname) of a table; no rows when it does not exist
+# (pg_attribute, not the far slower information_schema view: this runs on every load).
+_COLUMNS_SQL = (
+    "SELECT attname, typname FROM pg_attribute JOIN pg_type ON pg_type.oid = atttypid "
+    "WHERE attrelid = to_regclass(format('%I.%I', {}::text, {}::text)) "
+    "AND attnum > 0 AND NOT attisdropped"
+)
+# The replace's DELETE, its identifiers quoted by the server (format's %I, i.e. quote_ident)
+# from bound parameters: the load's connection is ADBC's, which psycopg2.sql cannot render for.
+# The $1/$2 inside the literal are the DELETE's own window parameters.
+_WINDOW_DELETE_SQL = (
+    "SELECT format('WITH gone AS (DELETE FROM %1$I.%2$I WHERE %3$I >= $1 AND %3$I < $2 "
+    "RETURNING 1) SELECT count(*) FROM gone', $1::text, $2::text, $3::text)"
+)
+_TABLE_DELETE_SQL = (
+    "SELECT format('WITH gone AS (DELETE FROM %1$I.%2$I RETURNING 1) SELECT count(*) FROM gone', "
+    "$1::text, $2::text)"
+)
+
+
 def _existing_columns(cursor, schema: str, table: str) -> dict[str, str]:
-    """Column name -> type name (pg_type.typname) of schema.table; empty when it does not exist
-    (pg_attribute, not the far slower information_schema view: this runs on every load)."""
-    cursor.execute(
-        "SELECT attname, typname FROM pg_attribute "
-        "JOIN pg_type ON pg_type.oid = atttypid "
-        "WHERE attrelid = to_regclass(format('%%I.%%I', %s, %s)) AND attnum > 0 AND NOT attisdropped",
-        (schema, table),
-    )
+    """On a psycopg2 cursor (the DDL path)."""
+    cursor.execute(_COLUMNS_SQL.replace("%", "%%").format("%s", "%s"), (schema, table))
+    return dict(cursor.fetchall())
+
+
+def _existing_columns_arrow(cursor, schema: str, table: str) -> dict[str, str]:
+    """On an ADBC cursor (the load's own transaction)."""
+    cursor.execute(_COLUMNS_SQL.format("$1", "$2"), (schema, table))
     return dict(cursor.fetchall())
 
 
@@ -238,24 +258,20 @@ class PostgresPandasIOManager(ConfigurableIOManager):
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
             raise SchemaMismatchError(f"the frame for {schema}.{table} has duplicate column(s) {duplicated}")
-        target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
-        with self.warehouse.connection() as conn, conn.cursor() as cursor:
-            existing = _existing_columns(cursor, schema, table)
-            if not existing or any(str(c) not in existing for c in obj.columns):
-                existing = _ensure_table(cursor, schema, table, obj)  # first load (or drift: it raises)
-            if partition_column is None:
-                delete = sql.SQL("DELETE FROM {}").format(target)
-            else:
-                delete = sql.SQL("DELETE FROM {} WHERE {} >= $1 AND {} < $2").format(
-                    target, sql.Identifier(partition_column), sql.Identifier(partition_column)
-                )
-            counted_delete = sql.SQL("WITH gone AS ({} RETURNING 1) SELECT count(*) FROM gone").format(
-                delete
-            ).as_string(cursor)
-        # DDL, if any, is committed; the replace below is one transaction of its own.
-        rows = _ArrowRows(obj, existing, f"{schema}.{table}")
         with self.warehouse.arrow_connection() as conn, conn.cursor() as cursor:
-            cursor.execute(counted_delete, window or None)
+            existing = _existing_columns_arrow(cursor, schema, table)
+            if not existing or any(name not in existing for name in names):
+                # First load (or drift: it raises), in a short transaction of its own.
+                with self.warehouse.connection() as ddl, ddl.cursor() as ddl_cursor:
+                    existing = _ensure_table(ddl_cursor, schema, table, obj)
+            # Converted (and checked against the table's types) before anything is deleted.
+            rows = _ArrowRows(obj, existing, f"{schema}.{table}")
+            if partition_column is None:
+                cursor.execute(_TABLE_DELETE_SQL, (schema, table))
+            else:
+                cursor.execute(_WINDOW_DELETE_SQL, (schema, table, partition_column))
+            (delete,) = cursor.fetchone()
+            cursor.execute(delete, window)
             (deleted,) = cursor.fetchone()
             reader = rows.reader()
             if reader is not None:
