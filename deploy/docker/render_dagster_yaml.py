@@ -57,14 +57,33 @@ def render(text: str, env: Mapping[str, str]) -> str:
     return PLACEHOLDER.sub(lambda m: known[m.group(1)], text)
 
 
+def missing_run_contract_env(rendered: str, env: Mapping[str, str]) -> list[str]:
+    """Variables the run contract hands to every run container by name (run_launcher.env_vars
+    entries without a value) that `env` lacks. The launching process (the daemon) reads them at
+    each launch; one it lacks fails every run with Dagster's terse "Tried to load environment
+    variable X, but it was not set", which does not say where it is missing."""
+    import yaml  # the instance image's venv has it (Dagster's dependency); imported only here
+
+    launcher = (yaml.safe_load(rendered) or {}).get("run_launcher") or {}
+    names = (launcher.get("config") or {}).get("env_vars") or []
+    return [name for name in names if "=" not in name and name not in env]
+
+
 def main() -> None:
     template = Path(TEMPLATE.get())
     if template.is_file():
         target = Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml"
         try:
-            target.write_text(render(template.read_text(), os.environ))
+            rendered = render(template.read_text(), os.environ)
         except settings.SettingError as exc:
             raise SystemExit(f"dagster.yaml: {exc} (set it in .env; see .env.example)") from None
+        target.write_text(rendered)
+        if sys.argv[1:3] == ["dagster-daemon", "run"] and (missing := missing_run_contract_env(rendered, os.environ)):
+            raise SystemExit(
+                "dagster.yaml: the daemon hands the run contract's variables (run_launcher.env_vars) to "
+                f"every run it launches, but it has no {', '.join(missing)}; add each to the daemon's "
+                "environment in docker-compose.yml"
+            )
     if len(sys.argv) > 1:
         os.execvp(sys.argv[1], sys.argv[1:])
 

@@ -397,13 +397,17 @@ def test_run_missing_a_variable_its_resource_reads(placeholder_env, monkeypatch)
     assert_quoted("a run container missing a variable", message.group(1))
 
 
-def rendered_dagster_yaml() -> dict:
-    """dagster.yaml as the instance image's entrypoint (deploy/docker/render_dagster_yaml.py,
-    a script, not a package) renders it."""
+def render_module():
+    """The instance image's entrypoint, deploy/docker/render_dagster_yaml.py (a script, not a package)."""
     spec = importlib.util.spec_from_file_location("render_dagster_yaml", REPO / "deploy/docker/render_dagster_yaml.py")
-    render = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(render)
-    return yaml.safe_load(render.render((REPO / "dagster.yaml").read_text(), {"PLATFORM_PROJECT": "common-errors"}))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rendered_dagster_yaml() -> dict:
+    """dagster.yaml as that entrypoint renders it."""
+    return yaml.safe_load(render_module().render((REPO / "dagster.yaml").read_text(), {"PLATFORM_PROJECT": "common-errors"}))
 
 
 @pytest.fixture
@@ -434,6 +438,34 @@ def test_launch_without_a_contract_variable(docker_launcher_instance, monkeypatc
     with pytest.raises(Exception) as raised:
         launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
     assert_quoted("a run container missing a variable", str(raised.value))
+
+
+def render_entrypoint(tmp_path: Path, env: dict[str, str], *command: str) -> subprocess.CompletedProcess:
+    """The instance image's entrypoint, rendering the repository's dagster.yaml, then `command`."""
+    home = tmp_path / "instance_home"
+    home.mkdir(exist_ok=True)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("WAREHOUSE_", "DAGSTER_"))}
+    return subprocess.run(
+        [sys.executable, str(REPO / "deploy/docker/render_dagster_yaml.py"), *command],
+        env={**base, **env, "DAGSTER_HOME": str(home), "DAGSTER_YAML_TEMPLATE": str(REPO / "dagster.yaml"),
+             "PLATFORM_PROJECT": "common-errors"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_daemon_without_a_contract_variable_refuses_to_start(tmp_path):
+    """Our own check, in the instance image's entrypoint: a daemon that could not launch a single
+    run stops at once, naming the variable and where it goes, instead of failing every run."""
+    contract = {name: "placeholder" for name in rendered_dagster_yaml()["run_launcher"]["config"]["env_vars"]}
+    without = {k: v for k, v in contract.items() if k != "WAREHOUSE_PASSWORD"}
+    refused = render_entrypoint(tmp_path, without, "dagster-daemon", "run")
+    assert refused.returncode == 1, refused
+    assert_quoted("a run container missing a variable", refused.stderr.strip())
+    # only the daemon launches runs: another process of the image starts without it
+    assert render_entrypoint(tmp_path, without, "true").returncode == 0
+    render = render_module()
+    rendered = render.render((REPO / "dagster.yaml").read_text(), {"PLATFORM_PROJECT": "common-errors"})
+    assert render.missing_run_contract_env(rendered, contract) == []  # a complete daemon starts
 
 
 # last in the module: by now the subprocesses started by broken_location have had time to finish
