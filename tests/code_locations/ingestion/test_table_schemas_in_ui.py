@@ -1,0 +1,64 @@
+"""What the UI shows of the typed ingestion assets, asked the way the webserver asks: its GraphQL
+schema over a workspace whose code location runs out of process (a gRPC code server loading
+ingestion.definitions, as in the stack). Each asset shows its columns with types and
+descriptions, and its output's Dagster type is the table's schema."""
+
+import pytest
+import yaml
+from dagster import DagsterInstance
+from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
+
+from flights_shared.asset_keys import AIRLINES, AIRPORTS, FLIGHTS, PLANES, WEATHER
+from ingestion.defs.table_schemas import (
+    AIRLINES_SCHEMA,
+    AIRPORTS_SCHEMA,
+    FLIGHTS_SCHEMA,
+    PLANES_SCHEMA,
+    WEATHER_SCHEMA,
+)
+
+SCHEMAS = {FLIGHTS: FLIGHTS_SCHEMA, WEATHER: WEATHER_SCHEMA, AIRLINES: AIRLINES_SCHEMA, AIRPORTS: AIRPORTS_SCHEMA,
+           PLANES: PLANES_SCHEMA}  # fmt: skip
+QUERY = """
+{
+  assetNodes {
+    assetKey { path }
+    type { displayName }
+    metadataEntries {
+      label
+      ... on TableSchemaMetadataEntry { schema { columns { name type description } } }
+    }
+  }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def asset_nodes(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ui")
+    workspace = folder / "workspace.yaml"
+    (folder / "home").mkdir()
+    workspace.write_text(yaml.safe_dump({"load_from": [{"python_module": {"module_name": "ingestion.definitions",
+                                                                           "location_name": "ingestion"}}]}))  # fmt: skip
+    env = {"WAREHOUSE_HOST": "warehouse.invalid", "WAREHOUSE_PORT": "6543", "WAREHOUSE_DB": "placeholder",
+           "WAREHOUSE_USER": "placeholder", "WAREHOUSE_PASSWORD": "placeholder", "LANDING_ZONE_DIR": str(folder)}  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        with DagsterInstance.local_temp(str(folder / "home")) as instance, define_out_of_process_context(str(workspace), None, instance) as context:
+            result = execute_dagster_graphql(context, QUERY)
+    assert not result.errors, result.errors
+    return {tuple(node["assetKey"]["path"]): node for node in result.data["assetNodes"]}
+
+
+@pytest.mark.parametrize("key", list(SCHEMAS), ids=lambda k: k.path[-1])
+def test_the_ui_lists_the_columns_with_types_and_descriptions(asset_nodes, key):
+    schema = SCHEMAS[key]
+    node = asset_nodes[tuple(key.path)]
+    [entry] = [e for e in node["metadataEntries"] if e["label"] == "dagster/column_schema"]
+    columns = entry["schema"]["columns"]
+    assert [c["name"] for c in columns] == list(schema.columns)
+    for column in columns:
+        assert column["description"] == schema.columns[column["name"]].description
+        assert column["type"] in ("date", "string", "Int64", "Float64", "datetime64[ns, UTC]"), column
+    assert node["type"]["displayName"] == schema.name
