@@ -12,14 +12,13 @@ from dagster_dbt import DbtProject
 from dagster_dbt.errors import DagsterDbtManifestNotFoundError
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt"
-# The profiles.yml target `dbt parse` uses: parsing needs the adapter type, never a connection,
-# so the image builds without any WAREHOUSE_* variable (profiles.yml explains).
+# profiles.yml targets. Preparing (`dbt parse`) needs the adapter type, never a connection, so
+# the image builds without any WAREHOUSE_* variable; runs use the warehouse target (the
+# resource names it explicitly, reporting.defs.resources).
 PARSE_TARGET = "parse"
+RUN_TARGET = "warehouse"
 
-DBT_PROJECT = DbtProject(
-    project_dir=DBT_PROJECT_DIR,
-    prepare_project_cli_args=["parse", "--quiet", "--target", PARSE_TARGET],
-)
+DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, target=PARSE_TARGET)
 
 # Project vars (e.g. on_time_minutes) that the Python assets share with the models: one definition.
 DBT_VARS: dict = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]

@@ -13,7 +13,7 @@ from dagster_dbt import DbtCliResource
 from flights_shared.postgres_io_manager import PostgresPandasIOManager
 from flights_shared.warehouse import reject_blank_env, warehouse_from_env
 
-from reporting.defs.dbt_project import DBT_PROJECT
+from reporting.defs.dbt_project import DBT_PROJECT, RUN_TARGET
 
 REPORTS_DIR_ENV = "REPORTS_DIR"
 # dbt of this interpreter's environment, whether or not its bin directory is on PATH (a test run
@@ -58,7 +58,9 @@ class ReportsDirectory(ConfigurableResource):
 def dbt_cli() -> DbtCliResource:
     """dbt for the models of reporting/dbt. It reads the same WAREHOUSE_* variables as the
     warehouse resource, through env_var() in reporting/dbt/profiles.yml: no second copy."""
-    return DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=os.fspath(DBT_EXECUTABLE))
+    return DbtCliResource(
+        project_dir=DBT_PROJECT, target=RUN_TARGET, dbt_executable=os.fspath(DBT_EXECUTABLE)
+    )
 
 
 def build_resources() -> dict:
