@@ -13,6 +13,7 @@ from dagster import AssetIn, asset, materialize
 from flights_shared.partitions import DAYS_OF_2013
 from flights_shared.postgres_io_manager import (
     PARTITION_EXPR_METADATA,
+    MissingTableError,
     PostgresPandasIOManager,
     SchemaMismatchError,
     postgres_type,
@@ -367,3 +368,74 @@ def test_concurrent_first_loads_into_a_new_schema_all_succeed(clean_warehouse, s
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'racetest' ORDER BY 1",
     )
     assert [c[0] for c in counts] == [f"t{i}" for i in range(6)]
+
+
+@pytest.mark.postgres
+def test_load_input_returns_the_frame_with_the_types_it_was_stored_with(clean_warehouse):
+    """Read back through Arrow: nullable ints stay Int64 (not float64 with NaN), booleans with
+    NULLs stay boolean, text is the string dtype, dates stay dates, aware times stay UTC."""
+    stored = pd.DataFrame(
+        {
+            "i": pd.array([1, None], dtype="Int64"),
+            "f": [1.5, np.nan],
+            "b": pd.array([True, None], dtype="boolean"),
+            "s": pd.array(["a,\"b\"\n", None], dtype="string"),
+            "d": pd.Series([dt.date(2013, 1, 1), None], dtype="object"),
+            "t": pd.to_datetime(["2013-01-01T10:00:00-05:00", None], utc=True),
+        }
+    )
+    seen: list[pd.DataFrame] = []
+
+    @asset(key=["iotest", "typed"])
+    def typed() -> pd.DataFrame:
+        return stored
+
+    @asset(key=["iotest", "reader"], ins={"up": AssetIn(["iotest", "typed"])})
+    def reader(up: pd.DataFrame) -> None:
+        seen.append(up)
+
+    materialize([typed], resources=resources(clean_warehouse))
+    materialize([typed, reader], selection=[reader], resources=resources(clean_warehouse))
+    (frame,) = seen
+    assert dict(frame.dtypes.astype(str)) == {
+        "i": "Int64", "f": "float64", "b": "boolean", "s": "string", "d": "object", "t": "datetime64[us, UTC]",
+    }  # fmt: skip
+    pd.testing.assert_frame_equal(frame, stored.assign(t=stored["t"].dt.as_unit("us")))
+    assert frame["t"][0] == pd.Timestamp("2013-01-01 15:00", tz="UTC")
+
+
+@pytest.mark.postgres
+def test_load_input_of_a_missing_table_names_it(clean_warehouse):
+    @asset(key=["iotest", "never_loaded"])
+    def never_loaded() -> pd.DataFrame:
+        return pd.DataFrame({"x": [1]})
+
+    @asset(key=["iotest", "reader"], ins={"up": AssetIn(["iotest", "never_loaded"])})
+    def reader(up: pd.DataFrame) -> None:
+        pass
+
+    with pytest.raises(MissingTableError, match=r"iotest/never_loaded has no table iotest.never_loaded"):
+        materialize([never_loaded, reader], selection=[reader], resources=resources(clean_warehouse))
+
+
+@pytest.mark.postgres
+def test_load_input_keeps_numeric_digits_as_decimal(clean_warehouse):
+    """A table the IO manager did not create (a migration, dbt) may hold numeric: every digit."""
+    import decimal
+
+    with clean_warehouse.connection() as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE SCHEMA iotest; CREATE TABLE iotest.money (n numeric); "
+                       "INSERT INTO iotest.money VALUES (1.10), (NULL), (12345678901234567890.123456789)")
+    seen: list[pd.DataFrame] = []
+
+    @asset(key=["iotest", "money"])
+    def money() -> pd.DataFrame:
+        raise AssertionError("not run: read only")
+
+    @asset(key=["iotest", "reader"], ins={"up": AssetIn(["iotest", "money"])})
+    def reader(up: pd.DataFrame) -> None:
+        seen.append(up)
+
+    materialize([money, reader], selection=[reader], resources=resources(clean_warehouse))
+    assert seen[0]["n"].tolist() == [
+        decimal.Decimal("1.10"), None, decimal.Decimal("12345678901234567890.123456789")]  # fmt: skip

@@ -5,8 +5,8 @@ window are deleted and the new frame is loaded by binary COPY (Arrow's ADBC Post
 encodes it), so re-running a partition (or a retry after a crash) cannot duplicate rows and a
 failed load leaves the previous data intact."""
 
-from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,10 @@ DDL_LOCK = "flights_shared.postgres_io_manager.ddl"
 
 class SchemaMismatchError(ValueError):
     """A frame does not fit the table it would replace rows of."""
+
+
+class MissingTableError(LookupError):
+    """An input's table is not in the warehouse (never materialized, or dropped)."""
 
 
 def postgres_type(series: pd.Series) -> str:
@@ -61,6 +65,15 @@ _COLUMNS_SQL = (
 _WINDOW_DELETE_SQL = (
     "SELECT format('WITH gone AS (DELETE FROM %1$I.%2$I WHERE %3$I >= $1 AND %3$I < $2 "
     "RETURNING 1) SELECT count(*) FROM gone', $1::text, $2::text, $3::text)"
+)
+# load_input's SELECT, composed the same way, and whether its table exists at all.
+_TABLE_SELECT_SQL = (
+    "SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL, "
+    "format('SELECT * FROM %I.%I', $1::text, $2::text)"
+)
+_WINDOW_SELECT_SQL = (
+    "SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL, "
+    "format('SELECT * FROM %1$I.%2$I WHERE %3$I >= $1 AND %3$I < $2', $1::text, $2::text, $3::text)"
 )
 _TABLE_DELETE_SQL = (
     "SELECT format('WITH gone AS (DELETE FROM %1$I.%2$I RETURNING 1) SELECT count(*) FROM gone', "
@@ -287,9 +300,7 @@ class PostgresPandasIOManager(ConfigurableIOManager):
 
     def load_input(self, context: InputContext) -> pd.DataFrame:
         schema, table = table_for(context.asset_key)
-        target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
-        query = sql.SQL("SELECT * FROM {}").format(target)
-        params: Sequence[datetime] = ()
+        compose, names, window = _TABLE_SELECT_SQL, (schema, table), None
         if context.has_asset_partitions:
             column = _partition_column(context.upstream_output) if context.upstream_output else None
             if not column:
@@ -298,14 +309,37 @@ class PostgresPandasIOManager(ConfigurableIOManager):
                     f"definition has no {PARTITION_EXPR_METADATA!r} metadata, so the whole "
                     "table would be returned"
                 )
-            query = sql.SQL("{} WHERE {} >= %s AND {} < %s").format(
-                query, sql.Identifier(column), sql.Identifier(column)
-            )
-            params = _naive_window(context)
-        with self.warehouse.connection() as conn, conn.cursor() as cursor:
-            cursor.execute(query, params)
-            names = [d.name for d in cursor.description]
-            return pd.DataFrame(cursor.fetchall(), columns=names)
+            compose, names, window = _WINDOW_SELECT_SQL, (schema, table, column), _naive_window(context)
+        with self.warehouse.arrow_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(compose, names)
+            exists, query = cursor.fetchone()
+            if not exists:
+                raise MissingTableError(
+                    f"{context.asset_key.to_user_string()} has no table {schema}.{table} in the "
+                    "warehouse: materialize it first"
+                )
+            cursor.execute(query, window)
+            return _to_pandas(cursor.fetch_arrow_table())
+
+
+# Nullable pandas types for what Arrow reads, so a frame comes back as it was stored: Int64
+# stays Int64 (not float64 with NaN), text comes back as the string dtype.
+_PANDAS_TYPES = {
+    "int64": pd.Int64Dtype(),
+    "int32": pd.Int32Dtype(),
+    "int16": pd.Int16Dtype(),
+    "bool": pd.BooleanDtype(),
+    "string": pd.StringDtype(),
+    "large_string": pd.StringDtype(),
+}
+
+
+def _to_pandas(rows) -> pd.DataFrame:
+    frame = rows.to_pandas(types_mapper=lambda t: _PANDAS_TYPES.get(str(t)))
+    for field in rows.schema:  # numeric arrives as text; Decimal keeps every digit, as psycopg2 did
+        if (field.metadata or {}).get(b"ADBC:postgresql:typname") == b"numeric":
+            frame[field.name] = [None if v is None else Decimal(v) for v in rows.column(field.name).to_pylist()]
+    return frame
 
 
 def _partition_column(context: OutputContext) -> str | None:
