@@ -1,6 +1,7 @@
-"""The watchdog on a real stack: a stopped daemon is reported within a minute by `make status`,
-by a webhook alert and by the UI's daemon health, and all three recover after a restart; a run
-launched meanwhile waits QUEUED and then runs; exited run containers are removed after the keep
+"""The watchdog on a real stack: a killed daemon is reported within a minute by `make status`,
+by a webhook alert and by the UI's daemon health, the watchdog starts it again and all three
+recover; a run launched meanwhile waits QUEUED and then runs; a daemon stopped on purpose stays
+stopped; exited run containers are removed after the keep
 time, and all of them when the watchdog stops, without touching another project's containers.
 
 Own stack (module scope): the watchdog's settings differ from the shared session stack's, and a
@@ -10,6 +11,7 @@ import json
 import secrets
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -130,44 +132,79 @@ def watchdog_iteration(stack: ComposeStack) -> int:
     return json.loads(out)["iteration"] if out.strip() else 0
 
 
-def test_stopped_daemon_is_reported_within_a_minute_and_recovers(wstack, ui):
+def test_killed_daemon_is_reported_within_a_minute_and_restarted_by_the_watchdog(wstack, ui):
+    """`docker kill` of the daemon (Docker's restart policy counts it as a manual stop and leaves it
+    down): `make status`, a webhook alert and the UI all report it before one absolute deadline,
+    DETECTION_DEADLINE s after the kill; the watchdog then starts the daemon again by itself, and
+    the run launched meanwhile waits QUEUED, then runs."""
     poll("make status healthy", lambda: status(wstack)[0] == 0, 300, 3)
     poll("every required daemon healthy in the UI",
          lambda: (h := daemon_health(ui)) and all(h.values()), 300)
     before = alerts(wstack)
     assert before == [], f"alerts while the stack started and ran normally: {before}"
 
-    wstack.compose("stop", "daemon")
-    stopped = time.monotonic()
+    daemon = wstack.compose("ps", "-q", "daemon").stdout.strip()
+    _docker("kill", daemon)
+    killed = time.monotonic()
+    deadline = killed + DETECTION_DEADLINE
+    killed_state = json.loads(_docker("inspect", "-f", "{{json .State}}", daemon).stdout)
+    assert not killed_state["Running"] and killed_state["ExitCode"] == 137, killed_state
     run_id = ui.launch_asset_run("ingestion", AIRLINES)
 
-    def left() -> float:
-        return max(1.0, DETECTION_DEADLINE - (time.monotonic() - stopped))
+    # All are polled at once, each in its own thread, against the one deadline: the watchdog
+    # restarts the daemon as soon as it judges it down, so the window in which each shows it is short.
+    def ui_down():
+        return (h := daemon_health(ui)) and not any(h.values()) and h
 
-    code, report, _ = poll("make status reports the stopped daemon",
-                           lambda: (s := status(wstack))[0] != 0 and s[1] and s[1]["state"] == "unhealthy" and s, left())
+    def alerted():
+        return [a for a in alerts(wstack) if a["alert"] == "platform_unhealthy"]
+
+    own = DagsterGraphQL(wstack.base_url, auth=wstack.admin)  # a session per thread
+
+    def status_down():
+        code, report, _ = status(wstack)
+        return code != 0 and report and report["state"] == "unhealthy" and (report, own.run(run_id)["status"])
+
+    def script_down():  # the script's own exit code (make turns every failure into 2)
+        direct = wstack.compose("exec", "-T", "watchdog", "python", "/opt/dagster/ops/platform_status.py", check=False)
+        return direct.returncode == 1 and direct.stdout
+
+    seen: dict[str, tuple[float, object]] = {}
+
+    def watch(name, probe):
+        while time.monotonic() < deadline:
+            if found := probe():
+                seen[name] = (time.monotonic() - killed, found)
+                return
+            time.sleep(1)
+
+    with ThreadPoolExecutor(4) as pool:
+        for future in [pool.submit(watch, n, p) for n, p in
+                       (("ui", ui_down), ("alert", alerted), ("status", status_down), ("script", script_down))]:
+            future.result()
+    print(f"seen after the kill: { {k: round(v[0], 1) for k, v in seen.items()} }")
+    assert set(seen) == {"ui", "alert", "status", "script"}, (
+        f"not all within {DETECTION_DEADLINE} s of the kill: seen {sorted(seen)}")
+    report, queued_while_down = seen["status"][1]
     assert "QUEUED_RUN_COORDINATOR" in report["reasons"][0] and "dagster-daemon" in report["reasons"][0]
     assert report["queue"]["depth"] >= 1
-    alert = poll("an unhealthy alert naming the daemon",
-                 lambda: [a for a in alerts(wstack) if a["alert"] == "platform_unhealthy"], left())[0]
+    assert queued_while_down == "QUEUED"  # nothing dequeued it while the daemon was down
+    alert = seen["alert"][1][0]
     assert "QUEUED_RUN_COORDINATOR" in alert["stale_daemons"] and "dagster-daemon" in alert["summary"]
     assert alert["project"] == wstack.project
-    health = poll("the UI shows the daemons unhealthy",
-                  lambda: (h := daemon_health(ui)) and not any(h.values()) and h, left())
-    assert "QUEUED_RUN_COORDINATOR" in health
+    assert "QUEUED_RUN_COORDINATOR" in seen["ui"][1]
+    direct = seen["script"][1]
+    assert "UNHEALTHY" in direct and "QUEUED_RUN_COORDINATOR" in direct and "run queue: " in direct
 
-    # The script's own exit code (make turns every failure into 2) and its table.
-    direct = wstack.compose("exec", "-T", "watchdog", "python", "/opt/dagster/ops/platform_status.py", check=False)
-    assert direct.returncode == 1, direct.stdout + direct.stderr
-    assert "UNHEALTHY" in direct.stdout and "QUEUED_RUN_COORDINATOR" in direct.stdout
-    assert "run queue: " in direct.stdout
-    assert ui.run(run_id)["status"] == "QUEUED"  # nothing dequeues it while the daemon is down
-
-    wstack.compose("start", "daemon")
+    # No `compose start`: the watchdog starts the killed daemon.
+    poll("the watchdog restarting the killed daemon",
+         lambda: any("restarted the daemon container" in line and "exit code 137" in line
+                     for line in watchdog_log(wstack)), 120)
     poll("make status healthy again", lambda: status(wstack)[0] == 0, 300, 3)
     poll("a recovery alert", lambda: [a for a in alerts(wstack) if a["alert"] == "platform_recovered"], 120)
     poll("the UI shows the daemons healthy again", lambda: (h := daemon_health(ui)) and all(h.values()), 120)
     recovered = time.monotonic()
+    print(f"healthy again {recovered - killed:.0f} s after the kill")
 
     # While the queued run now executes, and for longer than two heartbeat periods, nothing flaps.
     final = None
@@ -179,6 +216,20 @@ def test_stopped_daemon_is_reported_within_a_minute_and_recovers(wstack, ui):
         time.sleep(3)
     assert final == "SUCCESS"
     assert [a["alert"] for a in alerts(wstack)] == ["platform_unhealthy", "platform_recovered"]
+
+
+def test_a_daemon_stopped_on_purpose_stays_stopped(wstack, ui):
+    """`docker compose stop daemon` (maintenance) ends it with exit code 0: the watchdog reports it
+    but leaves it stopped until `docker compose start daemon`."""
+    wstack.compose("stop", "daemon")
+    try:
+        poll("make status reports the stopped daemon", lambda: status(wstack)[0] != 0, 120, 3)
+        seen = watchdog_iteration(wstack)
+        poll("three more watchdog checks", lambda: watchdog_iteration(wstack) >= seen + 3, 60, 1)
+        assert wstack.services()["daemon"]["State"] == "exited"
+    finally:
+        wstack.compose("start", "daemon")
+    poll("make status healthy again", lambda: status(wstack)[0] == 0, 300, 3)
 
 
 def test_exited_run_containers_are_removed_after_the_keep_time(wstack, ui):
