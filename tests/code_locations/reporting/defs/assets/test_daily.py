@@ -13,13 +13,14 @@ from reporting.defs.assets.daily import (
     LOW_VISIBILITY_MILES,
     ON_TIME_MINUTES,
     WEATHER_DELAY_LINK_COLUMNS,
+    WEATHER_DELAY_LINK_SCHEMA,
     WINDY_WIND_MPH,
     daily_delay_summary,
     weather_delay_link,
 )
+from flights_shared import table_schemas as ts
 from reporting.defs.assets.upstream import UpstreamNotMaterializedError
 
-pytestmark = pytest.mark.postgres
 
 DAYS = ["2013-01-11", "2013-01-12", "2013-01-13"]  # as loaded by conftest
 FLIGHTS_PER_DAY = {"2013-01-11": 930, "2013-01-12": 690, "2013-01-13": 828}
@@ -252,3 +253,43 @@ def test_partition_window_is_exclusive_at_the_end(loaded_warehouse, run_reportin
     assert run_reporting([daily_delay_summary], partition_range=(DAYS[0], DAYS[1])).success
     days = sql_rows(loaded_warehouse, "SELECT DISTINCT flight_date FROM reporting.daily_delay_summary ORDER BY 1")
     assert [d for (d,) in days] == [dt.date(2013, 1, 11), dt.date(2013, 1, 12)]
+
+
+# --- weather_delay_link's table schema (its Dagster type), in memory --------------------------
+
+
+def link_frame(**changes) -> pd.DataFrame:
+    """Two buckets of one day and origin as the query returns them (fetch_frame's types)."""
+    frame = pd.DataFrame({
+        "flight_date": [dt.date(2013, 1, 11)] * 2, "origin": ["EWR", "EWR"],
+        "factor": ["precipitation", "precipitation"], "condition": ["wet", "dry"],
+        "flights": [40, 300], "cancelled": [1, 3], "arrived": [39, 296], "on_time": [20, 250],
+        "avg_dep_delay_min": [25.0, 8.5], "avg_arr_delay_min": [30.0, None],
+        "on_time_rate": [20 / 39, 250 / 296],
+    })  # fmt: skip
+    frame = frame.assign(**changes)
+    return frame.astype({n: k for n, k in WEATHER_DELAY_LINK_COLUMNS.items() if k != "date"})
+
+
+def test_the_weather_link_schema_accepts_buckets_and_names_what_breaks_them():
+    assert ts.violations(WEATHER_DELAY_LINK_SCHEMA, link_frame()) == []
+    cases = {
+        "column 'condition' breaks isin(['wet', 'dry', 'low', 'clear', 'calm', 'breezy', 'windy', 'unknown']) in 1 row(s), e.g. 'foggy'":
+            {"condition": ["wet", "foggy"]},
+        "column 'on_time_rate' breaks in_range(0, 1) in 1 row(s), e.g. 1.5": {"on_time_rate": [0.5, 1.5]},
+    }  # fmt: skip
+    for message, change in cases.items():
+        verdict = ts.type_check(WEATHER_DELAY_LINK_SCHEMA, link_frame(**change))
+        assert not verdict.success
+        assert verdict.description == f"reporting_weather_delay_link: {message}"
+    duplicated = ts.type_check(WEATHER_DELAY_LINK_SCHEMA, link_frame(condition=["dry", "dry"]))
+    assert not duplicated.success and "multiple_fields_uniqueness" in duplicated.description
+
+
+def test_the_weather_link_is_typed_by_its_schema_and_shows_its_columns():
+    dagster_type = weather_delay_link.op.outs["result"].dagster_type
+    assert dagster_type.unique_name == WEATHER_DELAY_LINK_SCHEMA.name
+    assert not dagster_type.type_check(None, link_frame(flights=[0, 300])).success
+    columns = weather_delay_link.specs_by_key[weather_delay_link.key].metadata["dagster/column_schema"].schema.columns
+    assert [c.name for c in columns] == list(WEATHER_DELAY_LINK_COLUMNS)
+    assert all(c.description for c in columns)

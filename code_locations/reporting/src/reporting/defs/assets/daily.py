@@ -5,9 +5,12 @@ and the window is replaced exactly (the IO manager for Python assets, delete+ins
 daily_delay_summary is the dbt model reporting/dbt/models/daily/daily_delay_summary.sql."""
 
 import pandas as pd
+import pandera.pandas as pa
 from dagster import AssetExecutionContext, asset
+from pandera.engines import pandas_engine
 from psycopg2 import sql
 
+from flights_shared import table_schemas
 from flights_shared.asset_keys import (
     FLIGHT_DATE_COLUMN,
     FLIGHTS,
@@ -29,24 +32,39 @@ from reporting.defs.dbt_project import DBT_VARS
 # in the dbt project's vars, for the models and the Python assets alike.
 ON_TIME_MINUTES: int = DBT_VARS["on_time_minutes"]
 
+daily_delay_summary = dbt_model("daily_delay_summary")
+
 # Weather buckets: FAA "marginal VFR" starts below 3 statute miles; wind in mph.
 LOW_VISIBILITY_MILES = 3.0
 BREEZY_WIND_MPH = 10.0
 WINDY_WIND_MPH = 20.0
 
-WEATHER_DELAY_LINK_COLUMNS = {
-    "flight_date": "date",
-    "origin": "string",
-    "factor": "string",
-    "condition": "string",
-    "flights": "int64",
-    "cancelled": "int64",
-    "arrived": "int64",
-    "on_time": "int64",
-    "avg_dep_delay_min": "float64",
-    "avg_arr_delay_min": "float64",
-    "on_time_rate": "float64",
-}
+COUNT = pa.Check.ge(0)
+WEATHER_DELAY_LINK_SCHEMA = pa.DataFrameSchema(
+    {
+        FLIGHT_DATE_COLUMN: pa.Column(pandas_engine.Date, description="local NYC date of departure; the partition column"),
+        "origin": pa.Column("string", description="NYC origin airport (FAA code)"),
+        "factor": pa.Column("string", pa.Check.isin(["precipitation", "visibility", "wind"]), description="weather factor the flights are bucketed by"),
+        "condition": pa.Column(
+            "string",
+            pa.Check.isin(["wet", "dry", "low", "clear", "calm", "breezy", "windy", "unknown"]),
+            description="the factor's bucket at the origin in the scheduled departure hour (unknown: no observation)",
+        ),
+        "flights": pa.Column("int64", pa.Check.ge(1), description="scheduled departures in the bucket"),
+        "cancelled": pa.Column("int64", COUNT, description="flights without a departure time"),
+        "arrived": pa.Column("int64", COUNT, description="flights with a known arrival delay"),
+        "on_time": pa.Column("int64", COUNT, description="arrivals at most on_time_minutes late"),
+        "avg_dep_delay_min": pa.Column("float64", nullable=True, description="mean departure delay, minutes"),
+        "avg_arr_delay_min": pa.Column("float64", nullable=True, description="mean arrival delay, minutes"),
+        "on_time_rate": pa.Column("float64", pa.Check.in_range(0, 1), nullable=True, description="on_time / arrived"),
+    },
+    name="reporting_weather_delay_link",
+    description="Per day, origin, weather factor and condition: delay statistics of the flights.",
+    unique=[FLIGHT_DATE_COLUMN, "origin", "factor", "condition"],
+    strict=True,
+    ordered=True,
+)
+WEATHER_DELAY_LINK_COLUMNS = table_schemas.column_types(WEATHER_DELAY_LINK_SCHEMA)
 
 # Each flight is matched to the weather observed at its origin in its scheduled departure hour,
 # then counted once per factor (long format: factor + condition), so every factor's buckets add
@@ -96,15 +114,14 @@ WEATHER_DELAY_LINK_SQL = sql.SQL(
 )
 
 
-daily_delay_summary = dbt_model("daily_delay_summary")
-
 
 @asset(
     key_prefix=[REPORTING_PREFIX],
     group_name="reporting",
     partitions_def=DAYS_OF_2013,
     deps=[FLIGHTS, WEATHER],
-    metadata={PARTITION_EXPR_METADATA: FLIGHT_DATE_COLUMN},
+    metadata={PARTITION_EXPR_METADATA: FLIGHT_DATE_COLUMN, **table_schemas.column_schema_metadata(WEATHER_DELAY_LINK_SCHEMA)},
+    dagster_type=table_schemas.dagster_type(WEATHER_DELAY_LINK_SCHEMA),
     kinds={"postgres"},
     automation_condition=DAILY_AFTER_INGESTION,
     backfill_policy=DAILY_BACKFILL_POLICY,
@@ -142,6 +159,11 @@ def weather_delay_link(
     unknown = int(precipitation.loc[precipitation["condition"] == "unknown", "flights"].sum())
     context.log.info(f"linked weather to {flights} flights of {len(days)} day(s) {start}..{days[-1]}")
     context.add_output_metadata(
-        {"days": len(days), "flights": flights, "flights_without_precipitation_data": unknown}
+        {
+            "days": len(days),
+            "flights": flights,
+            "flights_without_precipitation_data": unknown,
+            **table_schemas.type_check_metadata(WEATHER_DELAY_LINK_SCHEMA, frame),
+        }
     )
     return frame
