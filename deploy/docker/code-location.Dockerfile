@@ -30,6 +30,27 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --package "${PACKAGE}" --no-install-workspace --python python3
 COPY deploy/platform_core deploy/platform_core
 COPY code_locations code_locations
+# A location holding a dbt project gets its manifest here, when the image is built, never at run
+# time: each `dbt_project.py` module in its source declares its DbtProject(s), and dagster-dbt's
+# prepare-and-package runs `dbt parse` into the project folder, which the install below ships as
+# package data. dbt packages (packages.yml, dependencies.yml) would be fetched from the dbt hub at
+# build time, so they are refused. Locations without a dbt project skip all of this.
+RUN set -eu; export PATH=/opt/venv/bin:${PATH}; \
+    location=$(python3 -c 'import sys, tomllib, pathlib; print(*[p.parent for p in sorted(pathlib.Path("code_locations").glob("*/pyproject.toml")) if tomllib.loads(p.read_text()).get("project", {}).get("name") == sys.argv[1]])' "${PACKAGE}"); \
+    projects=$(find "${location}" -name dbt_project.yml -not -path "*/target/*" -not -path "*/dbt_packages/*"); \
+    for yml in ${projects}; do \
+      dir=$(dirname "${yml}"); \
+      for deps in packages.yml dependencies.yml; do \
+        if [ -e "${dir}/${deps}" ]; then echo "${dir}/${deps}: dbt packages would be downloaded from the dbt hub at build time; copy the macros you need into the project instead" >&2; exit 1; fi; \
+      done; \
+      rm -rf "${dir}/target" "${dir}/logs"; \
+    done; \
+    for module in $(find "${location}" -name dbt_project.py -not -path "*/target/*"); do \
+      dagster-dbt project prepare-and-package --file "${module}"; \
+    done; \
+    for yml in ${projects}; do \
+      test -s "$(dirname "${yml}")/target/manifest.json" || { echo "$(dirname "${yml}"): no manifest after preparing; declare its DbtProject in a module named dbt_project.py" >&2; exit 1; }; \
+    done
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --package "${PACKAGE}" --no-editable --python python3
 
