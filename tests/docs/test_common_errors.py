@@ -136,7 +136,7 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 
 def test_resource_not_found(placeholder_env):
     """An asset asks for a resource key its location's Definitions do not provide: the location
-    does not load (code server, `make check`, `dg check defs` all print this)."""
+    does not load. This is the validation `make check` (`dg check defs`) runs."""
     from reporting.defs.assets import on_time_report
     from reporting.defs.resources import build_resources
 
