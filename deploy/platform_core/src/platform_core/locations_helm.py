@@ -222,7 +222,7 @@ def render(root: Path, registry: str, tag: str) -> str:
     header = [
         "# GENERATED from dg.toml and each location's pyproject.toml by platform_core.locations_helm",
         "# (make helm-values). Do not edit: change the registry instead. Use it after values.yaml:",
-        f"#   helm upgrade --install flights dagster/dagster --version {dagster_version(root)} \\",
+        f"#   helm upgrade --install flights dagster/dagster --version {dagster_version(root)} --namespace flights \\",
         "#     -f deploy/helm/values.yaml -f deploy/helm/values.locations.yaml",
         f"# Images: {registry}/<name>:{tag} (make images REGISTRY={registry} TAG={tag}).",
     ]
