@@ -385,8 +385,10 @@ def test_daemon_down_means_every_type_silent_not_one_stuck_thread():
     assert not watchdog.daemon_down(status.unreachable("storage down", DEFAULTS))
 
 
-SIGTERM_EXITS_0 = "import signal,sys,time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); time.sleep(600)"
-SIGTERM_IGNORED = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+# Each prints "ready" once its handler is in place (before that, PID 1 ignores SIGTERM).
+SIGTERM_EXITS_0 = ("import signal,sys,time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); "
+                   "print('ready', flush=True); time.sleep(600)")
+SIGTERM_IGNORED = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(600)"
 
 
 def _container(name: str, labels: dict[str, str], code: str) -> None:
@@ -395,6 +397,16 @@ def _container(name: str, labels: dict[str, str], code: str) -> None:
         cmd += ["--label", f"{key}={value}"]
     subprocess.run([*cmd, "--entrypoint", "python", "python:3.13-slim-trixie", "-c", code],
                    check=True, capture_output=True, timeout=120)
+
+
+def _ready(name: str, times: int = 1) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True).stdout
+        if logs.count("ready") >= times:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{name} never got ready")
 
 
 def _state(name: str) -> dict:
@@ -416,11 +428,13 @@ def test_pruner_restarts_a_killed_service_and_stops_in_flight_runs():
     try:
         _container(daemon, {"com.docker.compose.project": project, "com.docker.compose.service": "daemon"},
                    SIGTERM_EXITS_0)
+        _ready(daemon)
         assert not pruner.restart_killed("daemon")  # running
         subprocess.run(["docker", "kill", daemon], check=True, capture_output=True)
         assert _state(daemon)["ExitCode"] == 137
         assert pruner.restart_killed("daemon")
         assert _state(daemon)["Running"]
+        _ready(daemon, times=2)
         subprocess.run(["docker", "stop", daemon], check=True, capture_output=True)
         assert _state(daemon)["ExitCode"] == 0
         assert not pruner.restart_killed("daemon") and not _state(daemon)["Running"]
@@ -429,6 +443,8 @@ def test_pruner_restarts_a_killed_service_and_stops_in_flight_runs():
         for name, code in runs.items():
             _container(name, {watchdog.PROJECT_LABEL: project, watchdog.ROLE_LABEL: "run"}, code)
         _container(foreign, {watchdog.PROJECT_LABEL: other, watchdog.ROLE_LABEL: "run"}, SIGTERM_EXITS_0)
+        for name in runs:
+            _ready(name)
         started = time.monotonic()
         assert pruner.stop_in_flight(grace_seconds=3) == 1  # the stubborn one needed SIGKILL
         assert time.monotonic() - started < 20
