@@ -130,16 +130,28 @@ def test_metrics_follow_the_storage(dagster_db, tmp_path, monkeypatch):
 @pytest.mark.postgres
 def test_a_broken_part_is_counted_and_the_rest_still_collected(dagster_db, tmp_path, monkeypatch):
     instance = dagster_instance(tmp_path, monkeypatch, dagster_db)
+    kwargs = {k: dagster_db[k] for k in ("host", "port", "dbname", "user", "password")}
+    refused = [True]
 
-    def no_database():
-        raise psycopg2.OperationalError("connection refused")
+    def connect():
+        if refused[0]:
+            raise psycopg2.OperationalError("connection refused")
+        return psycopg2.connect(**kwargs)
+
+    def no_workspace():
+        raise FileNotFoundError("/opt/dagster/workspace.yaml")
 
     metrics = exporter.Metrics()
-    collector = exporter.ControlPlaneCollector(instance, no_database, metrics, env={})
+    collector = exporter.ControlPlaneCollector(instance, connect, metrics, servers=no_workspace, env={})
     try:
+        add_run(instance, "ingestion", "load_flights", "QUEUED")
         add_run(instance, "ingestion", "load_flights", "SUCCESS", duration=1)
         collector.collect()
-        assert value(metrics, "platform_exporter_collect_errors_total", part="sql") == 1
+        for part in ("sql", "events", "code_locations"):
+            assert value(metrics, "platform_exporter_collect_errors_total", part=part) == 1
+        assert value(metrics, "dagster_run_queue_depth") == 1  # the watchdog's reads still work
+        refused[0] = False  # the database is back: what was missed is caught up
+        collector.collect()
         assert value(metrics, "dagster_runs_succeeded_total", location="ingestion", job="load_flights") == 1
     finally:
         instance.dispose()
