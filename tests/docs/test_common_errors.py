@@ -4,6 +4,7 @@ throwaway Postgres for the warehouse case) and must appear verbatim, in a code s
 row, so a Dagster upgrade or an edit that changes a message fails here until the README
 follows. Only what varies between machines (paths, colours) is normalised."""
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -358,14 +359,17 @@ def broken_location(tmp_path_factory) -> Iterator[dict]:
     try:
         yield {"project": project, "port": port, **processes}
     finally:
+        group = processes["code_server"].pid
         if processes["code_server"].poll() is None:
-            os.killpg(processes["code_server"].pid, signal.SIGTERM)
+            os.killpg(group, signal.SIGTERM)
         for process in processes.values():
             try:
                 process.communicate(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.communicate()
+        with contextlib.suppress(ProcessLookupError):  # the server it spawned, if it outlived it
+            os.killpg(group, signal.SIGKILL)
 
 
 def test_location_fails_to_load_blank_setting(placeholder_env, monkeypatch):
