@@ -29,6 +29,7 @@ import burst  # noqa: E402
 import cold_start  # noqa: E402
 import footprint  # noqa: E402
 import graphql_latency  # noqa: E402
+import monitoring_scrape  # noqa: E402
 import run_launch  # noqa: E402
 import warehouse_load  # noqa: E402
 import warm_restart  # noqa: E402
@@ -39,8 +40,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # Order matters: cold start brings the stack up (with empty volumes); the backfill, which fills
 # the warehouse and stops sensors, goes last.
 BENCHMARKS = {m.NAME: m for m in (warehouse_load, cold_start, warm_restart,
-                                   footprint, graphql_latency, run_launch, burst, backfill_year)}
-NEEDS_STACK = set(BENCHMARKS) - {warehouse_load.NAME}
+                                   footprint, graphql_latency, run_launch, burst, backfill_year,
+                                   monitoring_scrape)}
+NEEDS_STACK = set(BENCHMARKS) - {warehouse_load.NAME, monitoring_scrape.NAME}
 
 
 @dataclass

@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from platform_core import daemon_health, dagster_storage, settings
 
 import platform_status
+from platform_watchdog import STARTUP_GRACE
 
 COLLECT_INTERVAL = settings.seconds(
     "MONITORING_COLLECT_INTERVAL_SECONDS", 15, minimum=1,
@@ -87,13 +88,14 @@ class Metrics:
         self.heartbeat_age = Gauge("dagster_daemon_heartbeat_age_seconds", "Seconds since the daemon type's latest heartbeat", ["daemon_type"], registry=r)
         self.daemon_up = Gauge("dagster_daemon_up", "1 if the daemon type is healthy by the platform's verdict (platform_core.daemon_health), else 0", ["daemon_type"], registry=r)
         self.platform_healthy = Gauge("dagster_platform_healthy", "1 if every watchdog check passes (platform_status), else 0", registry=r)
+        self.startup_grace = Gauge("dagster_platform_startup_grace", "1 while the platform has not been healthy since the exporter started and WATCHDOG_STARTUP_GRACE_SECONDS has not passed (the watchdog holds its alerts back as long)", registry=r)
         self.queued = Gauge("dagster_run_queue_depth", "Runs waiting in the run queue (QUEUED)", registry=r)
         self.oldest_queued = Gauge("dagster_run_queue_oldest_age_seconds", "Seconds the oldest QUEUED run has waited (0 when the queue is empty)", registry=r)
         self.stuck = Gauge("dagster_runs_stuck", "Runs in STARTING/CANCELING beyond the stuck-run threshold", registry=r)
         self.in_progress = Gauge("dagster_runs_in_progress", "Runs in progress by status", ["status"], registry=r)
-        self.started = Counter("dagster_runs_started", "Runs started", ["location", "job"], registry=r)
-        self.succeeded = Counter("dagster_runs_succeeded", "Runs that succeeded", ["location", "job"], registry=r)
-        self.failed = Counter("dagster_runs_failed", "Runs that failed", ["location", "job"], registry=r)
+        self.started = Counter("dagster_runs_started", "Runs started", ["location", "dagster_job"], registry=r)
+        self.succeeded = Counter("dagster_runs_succeeded", "Runs that succeeded", ["location", "dagster_job"], registry=r)
+        self.failed = Counter("dagster_runs_failed", "Runs that failed", ["location", "dagster_job"], registry=r)
         self.duration = Histogram("dagster_run_duration_seconds", "Duration of finished runs (start to success or failure)", ["location"], buckets=DURATION_BUCKETS, registry=r)
         self.ticks_failed = Counter("dagster_ticks_failed", "Sensor and schedule ticks that failed", ["location", "instigator_type", "instigator"], registry=r)
         self.checks_failed = Counter("dagster_asset_check_failures", "Asset check evaluations that failed", ["location"], registry=r)
@@ -162,6 +164,9 @@ class ControlPlaneCollector:
         self.probe = probe
         self.clock = clock
         self.status_thresholds = platform_status.Thresholds.from_env(env)
+        self.grace_seconds = STARTUP_GRACE.get(env)
+        self.started = clock()
+        self.seen_healthy = False
         self.conn = None
         self.event_cursor = 0
         self.runs: OrderedDict[str, RunInfo] = OrderedDict()
@@ -203,6 +208,9 @@ class ControlPlaneCollector:
                 m.heartbeat_age.labels(daemon["daemon_type"]).set(daemon["age_seconds"])
             m.daemon_up.labels(daemon["daemon_type"]).set(1 if daemon["healthy"] else 0)
         m.platform_healthy.set(1 if report.healthy else 0)
+        self.seen_healthy = self.seen_healthy or report.healthy
+        in_grace = not self.seen_healthy and self.clock() - self.started < self.grace_seconds
+        m.startup_grace.set(1 if in_grace else 0)
         m.queued.set(report.queue["depth"] or 0)
         m.oldest_queued.set(report.queue["oldest_age_seconds"] or 0)
         m.stuck.set(len(report.stuck_runs))

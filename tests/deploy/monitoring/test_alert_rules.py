@@ -51,7 +51,8 @@ def metric_names(expr: str) -> set[str]:
     expr = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
     words = set(re.findall(r"\b[a-zA-Z_][a-zA-Z0-9_]*\b", expr))
     keywords = {"sum", "by", "ignoring", "group_left", "on", "and", "or", "unless", "increase", "rate",
-                "max", "min", "count", "histogram_quantile", "without", "le", "location", "check", "database"}
+                "max", "min", "count", "histogram_quantile", "without", "le", "location", "check", "database",
+                "daemon_type", "unless"}
     return words - keywords
 
 
@@ -77,7 +78,8 @@ def test_each_threshold_a_rule_names_is_a_platform_setting():
 
 def test_the_verdict_rules_use_the_watchdogs_verdicts():
     exprs = {rule["alert"]: rule["expr"] for rule in rules()}
-    assert exprs["DagsterDaemonDown"].strip() == "dagster_daemon_up == 0"
+    assert exprs["DagsterDaemonDown"].strip() == (
+        "dagster_daemon_up == 0 unless ignoring(daemon_type) dagster_platform_startup_grace > 0")
     assert exprs["DagsterRunsStuck"].strip() == "dagster_runs_stuck > 0"
 
 

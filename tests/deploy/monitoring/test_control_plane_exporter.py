@@ -61,9 +61,9 @@ def test_metrics_follow_the_storage(dagster_db, tmp_path, monkeypatch):
             instance.add_daemon_heartbeat(DaemonHeartbeat(time.time() - 5, daemon_type, "d1", []))
         collector.collect()
         assert samples(metrics, "platform_exporter_collect_errors_total") == []
-        assert value(metrics, "dagster_runs_started_total", location="ingestion", job="load_flights") == 2
-        assert value(metrics, "dagster_runs_succeeded_total", location="ingestion", job="load_flights") == 1
-        assert value(metrics, "dagster_runs_failed_total", location="ingestion", job="load_flights") == 1
+        assert value(metrics, "dagster_runs_started_total", location="ingestion", dagster_job="load_flights") == 2
+        assert value(metrics, "dagster_runs_succeeded_total", location="ingestion", dagster_job="load_flights") == 1
+        assert value(metrics, "dagster_runs_failed_total", location="ingestion", dagster_job="load_flights") == 1
         assert value(metrics, "dagster_run_duration_seconds_count", location="ingestion") == 2
         assert value(metrics, "dagster_run_duration_seconds_bucket", location="ingestion", le="30.0") == 1
         assert 48 <= value(metrics, "dagster_run_duration_seconds_sum", location="ingestion") <= 51
@@ -80,7 +80,7 @@ def test_metrics_follow_the_storage(dagster_db, tmp_path, monkeypatch):
 
         # Collecting again without news changes no counter.
         collector.collect()
-        assert value(metrics, "dagster_runs_started_total", location="ingestion", job="load_flights") == 2
+        assert value(metrics, "dagster_runs_started_total", location="ingestion", dagster_job="load_flights") == 2
 
         # New runs, ticks, checks and freshness changes: counted once each.
         add_run(instance, "reporting", "report", "FAILURE", duration=3)
@@ -95,8 +95,8 @@ def test_metrics_follow_the_storage(dagster_db, tmp_path, monkeypatch):
         collector.collect()
         collector.collect()
         assert samples(metrics, "platform_exporter_collect_errors_total") == []
-        assert value(metrics, "dagster_runs_failed_total", location="reporting", job="report") == 1
-        assert value(metrics, "dagster_runs_started_total", location="reporting", job="report") == 2
+        assert value(metrics, "dagster_runs_failed_total", location="reporting", dagster_job="report") == 1
+        assert value(metrics, "dagster_runs_started_total", location="reporting", dagster_job="report") == 2
         assert value(metrics, "dagster_runs_in_progress", status="STARTED") == 1
         assert value(metrics, "dagster_ticks_failed_total", location="reporting", instigator_type="sensor",
                      instigator="report_sensor") == 1
@@ -150,9 +150,14 @@ def test_a_broken_part_is_counted_and_the_rest_still_collected(dagster_db, tmp_p
         for part in ("sql", "events", "code_locations"):
             assert value(metrics, "platform_exporter_collect_errors_total", part=part) == 1
         assert value(metrics, "dagster_run_queue_depth") == 1  # the watchdog's reads still work
+        # No heartbeat yet: unhealthy, but within the watchdog's startup grace, as a fresh stack.
+        assert value(metrics, "dagster_platform_healthy") == 0
+        assert value(metrics, "dagster_platform_startup_grace") == 1
         refused[0] = False  # the database is back: what was missed is caught up
+        collector.started -= collector.grace_seconds  # WATCHDOG_STARTUP_GRACE_SECONDS passed
         collector.collect()
-        assert value(metrics, "dagster_runs_succeeded_total", location="ingestion", job="load_flights") == 1
+        assert value(metrics, "dagster_runs_succeeded_total", location="ingestion", dagster_job="load_flights") == 1
+        assert value(metrics, "dagster_platform_startup_grace") == 0
     finally:
         instance.dispose()
 
