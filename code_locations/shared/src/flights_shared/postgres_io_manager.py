@@ -59,12 +59,16 @@ _COLUMNS_SQL = (
     "WHERE attrelid = to_regclass(format('%I.%I', {}::text, {}::text)) "
     "AND attnum > 0 AND NOT attisdropped"
 )
-# The replace's DELETE, its identifiers quoted by the server (format's %I, i.e. quote_ident)
-# from bound parameters: the load's connection is ADBC's, which psycopg2.sql cannot render for.
-# The $1/$2 inside the literal are the DELETE's own window parameters.
+# The replace's DELETE (with the count of rows it removed), its identifiers quoted by the server
+# (format's %I, i.e. quote_ident) from bound parameters: the load's connection is ADBC's, which
+# psycopg2.sql cannot render for. The $1/$2 inside the literal are the DELETE's own parameters.
 _WINDOW_DELETE_SQL = (
     "SELECT format('WITH gone AS (DELETE FROM %1$I.%2$I WHERE %3$I >= $1 AND %3$I < $2 "
     "RETURNING 1) SELECT count(*) FROM gone', $1::text, $2::text, $3::text)"
+)
+_TABLE_DELETE_SQL = (
+    "SELECT format('WITH gone AS (DELETE FROM %1$I.%2$I RETURNING 1) SELECT count(*) FROM gone', "
+    "$1::text, $2::text)"
 )
 # load_input's SELECT, composed the same way, and whether its table exists at all.
 _TABLE_SELECT_SQL = (
@@ -74,10 +78,6 @@ _TABLE_SELECT_SQL = (
 _WINDOW_SELECT_SQL = (
     "SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL, "
     "format('SELECT * FROM %1$I.%2$I WHERE %3$I >= $1 AND %3$I < $2', $1::text, $2::text, $3::text)"
-)
-_TABLE_DELETE_SQL = (
-    "SELECT format('WITH gone AS (DELETE FROM %1$I.%2$I RETURNING 1) SELECT count(*) FROM gone', "
-    "$1::text, $2::text)"
 )
 
 
