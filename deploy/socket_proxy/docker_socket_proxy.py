@@ -8,9 +8,9 @@ rebuilt from the checked parts only, with `Connection: close`; Docker's answer i
 byte for byte until Docker closes, so chunked and long-lived responses pass unchanged and
 nothing can be smuggled behind a checked request. One request per client connection.
 
-Settings (environment): SOCKET_PROXY_ROLE (daemon | webserver | watchdog), PLATFORM_PROJECT (the
-compose project), SOCKET_PROXY_LISTEN (host:port, default 0.0.0.0:2375), DOCKER_SOCKET_PATH
-(default /var/run/docker.sock).
+Set by compose (docker-compose.yml x-socket-proxy): SOCKET_PROXY_ROLE (daemon | webserver |
+watchdog) and PLATFORM_PROJECT (the compose project). Listens on port 2375 on the proxy's own
+internal network; Docker's socket is mounted at /var/run/docker.sock.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import sys
 
 from docker_api_policy import Policy, Refused
 
+PORT = 2375
+DOCKER_SOCKET = "/var/run/docker.sock"
 MAX_HEAD = 64 * 1024
 MAX_BODY = 4 * 1024 * 1024
 HEAD_TIMEOUT_SECONDS = 30
@@ -215,27 +217,18 @@ def main() -> int:
         return healthcheck()
     try:
         policy = Policy(os.environ.get("SOCKET_PROXY_ROLE", ""), os.environ.get("PLATFORM_PROJECT", ""))
-        host, port = parse_listen(os.environ.get("SOCKET_PROXY_LISTEN") or "0.0.0.0:2375")
     except ValueError as exc:
-        print(f"socket proxy: {exc}", file=sys.stderr)
+        print(f"socket proxy: {exc} (SOCKET_PROXY_ROLE, PLATFORM_PROJECT)", file=sys.stderr)
         return 2
-    asyncio.run(serve(policy, os.environ.get("DOCKER_SOCKET_PATH") or "/var/run/docker.sock", host, port))
+    asyncio.run(serve(policy, DOCKER_SOCKET, "0.0.0.0", PORT))
     return 0
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"SOCKET_PROXY_LISTEN={value!r} is not host:port")
-    return host or "0.0.0.0", int(port)
 
 
 def healthcheck() -> int:
     """Docker answers /_ping through this proxy."""
     import http.client
 
-    _, port = parse_listen(os.environ.get("SOCKET_PROXY_LISTEN") or "0.0.0.0:2375")
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=4)
+    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=4)
     conn.request("GET", "/_ping")
     return 0 if conn.getresponse().status == 200 else 1
 

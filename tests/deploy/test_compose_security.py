@@ -11,10 +11,11 @@ from platform_core import locations
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 SOCKET = "/var/run/docker.sock"
-# Launch (daemon) and terminate (webserver) run containers.
-SOCKET_SERVICES = {"webserver", "daemon"}
-# The watchdog inspects and removes run containers (while that service exists).
-SOCKET_SERVICES_IF_PRESENT = {"watchdog"}
+# The socket proxies of the daemon (launches runs), the webserver (terminates them) and the
+# watchdog (removes them); their clients reach Docker only through them
+# (tests/deploy/socket_proxy/test_compose_wiring.py).
+SOCKET_SERVICES = {"socket-proxy-webserver", "socket-proxy-daemon", "socket-proxy-watchdog"}
+SOCKET_SERVICES_IF_PRESENT: set[str] = set()
 PUBLISHED = {"gateway"}
 # The code servers, one per registered location (dg.toml).
 CODE_SERVERS = tuple(location.service for location in locations.load())
@@ -52,7 +53,7 @@ def test_only_run_launching_services_mount_the_docker_socket(services):
     expected = SOCKET_SERVICES | (SOCKET_SERVICES_IF_PRESENT & services.keys())
     assert mounting <= expected, f"the Docker socket is root on the host; also mounted in {mounting - expected}"
     assert mounting == expected
-    for name in ("gateway", "webserver-viewer", "postgres", *CODE_SERVERS, "replay"):
+    for name in ("gateway", "webserver", "webserver-viewer", "daemon", "watchdog", "postgres", *CODE_SERVERS, "replay"):
         assert name not in mounting
 
 

@@ -163,7 +163,8 @@ def test_a_chunked_request_body_is_read_whole_and_checked(proxied):
     assert upstream.requests == []
 
 
-def test_listen_setting_is_validated():
-    assert docker_socket_proxy.parse_listen("0.0.0.0:2375") == ("0.0.0.0", 2375)
-    with pytest.raises(ValueError, match="SOCKET_PROXY_LISTEN='2375x' is not host:port"):
-        docker_socket_proxy.parse_listen("2375x")
+def test_a_misconfigured_proxy_does_not_start(monkeypatch, capsys):
+    monkeypatch.setenv("SOCKET_PROXY_ROLE", "admin")
+    monkeypatch.setenv("PLATFORM_PROJECT", PROJECT)
+    assert docker_socket_proxy.main() == 2
+    assert "unknown socket-proxy role 'admin'" in capsys.readouterr().err
