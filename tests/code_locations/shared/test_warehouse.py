@@ -1,6 +1,8 @@
 """WarehouseResource.arrow_connection (the ADBC connection the IO manager loads through) against
 a real Postgres: the same settings as connection(), any password, one transaction."""
 
+import secrets
+
 import adbc_driver_manager
 import psycopg2
 import pytest
@@ -8,8 +10,8 @@ from psycopg2 import sql
 
 from flights_shared.warehouse import WarehouseConnectionError, WarehouseResource
 
-# Every character with a meaning in a URI (and a space, a quote, a percent sign, non-ASCII).
-AWKWARD_PASSWORD = "p@ss:w/rd?#&=+% 'q\"é"
+# Every character with a meaning in a URI (and a space, quotes, a percent sign, non-ASCII).
+URI_CHARACTERS = "@:/?#&=+% '\"é"
 
 
 @pytest.mark.postgres
@@ -30,16 +32,17 @@ def test_wrong_password_names_user_host_and_database_not_the_password(warehouse)
 def test_user_and_password_with_uri_characters_connect(warehouse, postgres_server):
     """User name and password are percent-encoded into the URI, never spliced in raw."""
     user = "load@er:/x"
+    password = secrets.token_urlsafe(8) + URI_CHARACTERS
     admin = psycopg2.connect(**postgres_server)
     admin.autocommit = True
     try:
         with admin.cursor() as cursor:
             cursor.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                sql.Identifier(user), sql.Literal(AWKWARD_PASSWORD)))  # fmt: skip
+                sql.Identifier(user), sql.Literal(password)))  # fmt: skip
             cursor.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
                 sql.Identifier(warehouse.dbname), sql.Identifier(user)))  # fmt: skip
         awkward = WarehouseResource(host=warehouse.host, port=warehouse.port, dbname=warehouse.dbname,
-                                    user=user, password=AWKWARD_PASSWORD, application_name="load r&d")
+                                    user=user, password=password, application_name="load r&d")
         with awkward.arrow_connection() as conn, conn.cursor() as cursor:
             cursor.execute("SELECT current_user, current_database(), current_setting('application_name')")
             assert cursor.fetchone() == (user, warehouse.dbname, "load r&d")
