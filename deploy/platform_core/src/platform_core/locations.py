@@ -30,6 +30,8 @@ RESERVED_NAMES = frozenset({
     "code_location", "location_service", "code_locations_ready",
     # The monitoring profile's services (README "Monitoring").
     "monitoring_exporter", "monitoring_prometheus", "monitoring_alertmanager",
+    # The Docker socket proxies (deploy/socket_proxy/).
+    "socket_proxy_daemon", "socket_proxy_webserver", "socket_proxy_watchdog",
 })  # fmt: skip
 
 
