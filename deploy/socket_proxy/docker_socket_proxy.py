@@ -186,7 +186,9 @@ class SocketProxy:
             writer.write(response(403, "Forbidden", str(exc)))
             await writer.drain()
             return
-        log.info("%s %s", method, target.split("?")[0])
+        path = target.split("?")[0]
+        # Healthchecks ping every 2 s and docker-py asks the version per client: not worth a line.
+        log.log(logging.DEBUG if path.endswith(("/_ping", "/version")) else logging.INFO, "%s %s", method, path)
         up_reader, up_writer = await asyncio.open_unix_connection(self.socket_path)
         try:
             up_writer.write(rebuild(method, target, headers, body))
