@@ -1,12 +1,13 @@
 """What the UI shows of the typed ingestion assets, asked the way the webserver asks: its GraphQL
-schema over a workspace whose code location runs out of process (a gRPC code server loading
-ingestion.definitions, as in the stack). Each asset shows its columns with types and
-descriptions, and its output's Dagster type is the table's schema."""
+schema over a workspace holding ingestion.definitions (loaded in this process: a code server
+subprocess would cost make test-fast seconds and show nothing more). Each asset shows its
+columns with types and descriptions, and its output's Dagster type is the table's schema."""
 
 import pytest
-import yaml
 from dagster import DagsterInstance
-from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
+from dagster._core.test_utils import in_process_test_workspace
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster_graphql.test.utils import execute_dagster_graphql
 
 from flights_shared.asset_keys import AIRLINES, AIRPORTS, FLIGHTS, PLANES, WEATHER
 from ingestion.defs.table_schemas import (
@@ -34,26 +35,22 @@ QUERY = """
 
 
 @pytest.fixture
-def asset_nodes(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ui")
-    workspace = folder / "workspace.yaml"
-    (folder / "home").mkdir()
-    workspace.write_text(yaml.safe_dump({"load_from": [{"python_module": {"module_name": "ingestion.definitions",
-                                                                           "location_name": "ingestion"}}]}))  # fmt: skip
+def asset_nodes(tmp_path, monkeypatch):
     env = {"WAREHOUSE_HOST": "warehouse.invalid", "WAREHOUSE_PORT": "6543", "WAREHOUSE_DB": "placeholder",
-           "WAREHOUSE_USER": "placeholder", "WAREHOUSE_PASSWORD": "placeholder", "LANDING_ZONE_DIR": str(folder)}  # fmt: skip
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in env.items():
-            patch.setenv(name, value)
-        with DagsterInstance.local_temp(str(folder / "home")) as instance, define_out_of_process_context(str(workspace), None, instance) as context:
-            result = execute_dagster_graphql(context, QUERY)
+           "WAREHOUSE_USER": "placeholder", "WAREHOUSE_PASSWORD": "placeholder", "LANDING_ZONE_DIR": str(tmp_path)}  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    origin = LoadableTargetOrigin(module_name="ingestion.definitions", attribute="defs")
+    (tmp_path / "home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as instance, in_process_test_workspace(instance, origin) as context:
+        result = execute_dagster_graphql(context, QUERY)
     assert not result.errors, result.errors
     return {tuple(node["assetKey"]["path"]): node for node in result.data["assetNodes"]}
 
 
 def test_the_ui_lists_each_table_s_columns_with_types_and_descriptions(asset_nodes):
-    """One test for the five tables: the code server it needs starts once (make test-fast's
-    shards split a module's tests, and with them its module fixtures)."""
+    """One test for the five tables: the workspace loads once (make test-fast's shards split a
+    module's tests, and with them its module fixtures)."""
     for key, schema in SCHEMAS.items():
         node = asset_nodes[tuple(key.path)]
         [entry] = [e for e in node["metadataEntries"] if e["label"] == "dagster/column_schema"]
