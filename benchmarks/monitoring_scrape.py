@@ -16,7 +16,6 @@ Dagster's instance API. Then:
   - a scrape (GET /metrics): Postgres transactions during 50 scrapes (0: scrapes read the cache)."""
 
 import secrets
-import statistics
 import subprocess
 import sys
 import tempfile

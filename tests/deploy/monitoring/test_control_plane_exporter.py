@@ -3,7 +3,7 @@ instance on a throwaway Postgres: every metric the issue asks for moves when the
 counters count each event once however often it collects, and labels never carry run ids."""
 
 import importlib.util
-import secrets
+import re
 import sys
 import time
 from pathlib import Path
@@ -188,3 +188,12 @@ def test_workspace_servers_reads_the_generated_workspace(tmp_path):
     path.write_text("load_from:\n  - python_module: x\n")
     with pytest.raises(ValueError, match="only grpc_server entries"):
         exporter.workspace_servers(str(path))
+
+
+def test_env_example_documents_the_exporters_defaults():
+    """tests/deploy/test_env_documented.py reads the scripts it lists; this one's settings here."""
+    documented = dict(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=(\S*)", (REPO_ROOT / ".env.example").read_text(), re.M))
+    for setting in (exporter.COLLECT_INTERVAL, exporter.CODE_LOCATION_DOWN_ALERT, exporter.RUN_FAILURE_RATE_ALERT,
+                    exporter.POSTGRES_CONNECTIONS_ALERT):
+        assert setting.name in documented, f"{setting.name} is not in .env.example"
+        assert setting.get({setting.name: documented[setting.name]}) == setting.default, setting.name
