@@ -35,6 +35,7 @@ ROLE_LABEL = "io.flights-platform.role"
 PRUNABLE_STATES = ("exited", "dead")
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
+COMPOSE_ONEOFF_LABEL = "com.docker.compose.oneoff"
 DAEMON_SERVICE = "daemon"
 # Run workers get this long to record their end after SIGTERM on shutdown; then they are killed.
 # Within the watchdog's stop_grace_period (30 s, docker-compose.yml) with room for the last check.
@@ -170,17 +171,25 @@ class RunContainerPruner:
             for c in self._docker().containers.list(all=True, filters=filters)
         ]
 
-    def service(self, name: str):
-        """The project's container of a compose service (any state), or None."""
+    def services(self, name: str) -> list:
+        """The project's containers of a compose service (any state), one-off `compose run`
+        containers left out."""
         filters = {"label": [f"{COMPOSE_PROJECT_LABEL}={self.project}", f"{COMPOSE_SERVICE_LABEL}={name}"]}
-        found = self._docker().containers.list(all=True, filters=filters)
-        return found[0] if found else None
+        return [c for c in self._docker().containers.list(all=True, filters=filters)
+                if c.labels.get(COMPOSE_ONEOFF_LABEL, "False") != "True"]
+
+    def service_running(self, name: str) -> bool:
+        return any(c.status == "running" for c in self.services(name))
 
     def restart_killed(self, name: str) -> bool:
-        """Start the service's container again if it was killed (was_killed); True if started."""
+        """Start the service's container again if none of its containers runs and it was killed
+        (was_killed); True if started."""
         try:
-            container = self.service(name)
-            if container is None or not was_killed(container.attrs["State"]):
+            containers = self.services(name)
+            if any(c.status == "running" for c in containers):
+                return False
+            container = next((c for c in containers if was_killed(c.attrs["State"])), None)
+            if container is None:
                 return False
             state = container.attrs["State"]
             container.start()
@@ -350,8 +359,7 @@ def run() -> int:
         stop.wait(interval)
 
     try:
-        daemon = pruner.service(DAEMON_SERVICE)
-        daemon_stopped = daemon is None or daemon.status != "running"
+        daemon_stopped = not pruner.service_running(DAEMON_SERVICE)
     except Exception as exc:  # noqa: BLE001
         log.warning("cannot see the daemon container: %s", exc)
         daemon_stopped = False

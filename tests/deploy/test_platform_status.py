@@ -439,6 +439,18 @@ def test_pruner_restarts_a_killed_service_and_stops_in_flight_runs():
         assert _state(daemon)["ExitCode"] == 0
         assert not pruner.restart_killed("daemon") and not _state(daemon)["Running"]
         assert not watchdog.RunContainerPruner(other).restart_killed("daemon")  # no such service
+        # A one-off `compose run` container of the service is not the service's container.
+        _container(f"{project}-oneoff", {"com.docker.compose.project": project, "com.docker.compose.service": "daemon",
+                                         "com.docker.compose.oneoff": "True"}, SIGTERM_EXITS_0)
+        names.append(f"{project}-oneoff")
+        assert not pruner.service_running("daemon")
+        subprocess.run(["docker", "kill", f"{project}-oneoff"], check=True, capture_output=True)
+        subprocess.run(["docker", "start", daemon], check=True, capture_output=True)
+        _ready(daemon, times=3)
+        subprocess.run(["docker", "kill", daemon], check=True, capture_output=True)
+        assert pruner.restart_killed("daemon") and _state(daemon)["Running"]
+        assert not _state(f"{project}-oneoff")["Running"]
+        assert pruner.service_running("daemon")
 
         for name, code in runs.items():
             _container(name, {watchdog.PROJECT_LABEL: project, watchdog.ROLE_LABEL: "run"}, code)

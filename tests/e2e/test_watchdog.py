@@ -169,6 +169,14 @@ def test_killed_daemon_is_reported_within_a_minute_and_restarted_by_the_watchdog
         direct = wstack.compose("exec", "-T", "watchdog", "python", "/opt/dagster/ops/platform_status.py", check=False)
         return direct.returncode == 1 and direct.stdout
 
+    def checks_down():
+        """`make status`, then the script, one at a time: each imports Dagster inside the
+        watchdog's container, whose memory limit two at once (beside the watchdog) can exceed."""
+        for name, probe in (("status", status_down), ("script", script_down)):
+            if name not in seen and (found := probe()):
+                seen[name] = (time.monotonic() - killed, found)
+        return "status" in seen and "script" in seen
+
     seen: dict[str, tuple[float, object]] = {}
 
     def watch(name, probe):
@@ -178,10 +186,11 @@ def test_killed_daemon_is_reported_within_a_minute_and_restarted_by_the_watchdog
                 return
             time.sleep(1)
 
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(3) as pool:
         for future in [pool.submit(watch, n, p) for n, p in
-                       (("ui", ui_down), ("alert", alerted), ("status", status_down), ("script", script_down))]:
+                       (("ui", ui_down), ("alert", alerted), ("checks", checks_down))]:
             future.result()
+    seen.pop("checks", None)
     print(f"seen after the kill: { {k: round(v[0], 1) for k, v in seen.items()} }")
     assert set(seen) == {"ui", "alert", "status", "script"}, (
         f"not all within {DETECTION_DEADLINE} s of the kill: seen {sorted(seen)}")
