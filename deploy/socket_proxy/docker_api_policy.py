@@ -23,6 +23,7 @@ PROJECT_LABEL = "io.flights-platform.project"
 ROLE_LABEL = "io.flights-platform.role"
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
+COMPOSE_ONEOFF_LABEL = "com.docker.compose.oneoff"  # `docker compose run` containers
 
 ROLES = ("daemon", "webserver", "watchdog")
 # Compose services of the project the watchdog may start again (it restarts a killed daemon).
@@ -158,7 +159,8 @@ class Policy:
         if self.role == "watchdog" and is_service:
             if action == "inspect":
                 return
-            if action == "start" and labels.get(COMPOSE_SERVICE_LABEL) in WATCHDOG_STARTABLE_SERVICES:
+            if (action == "start" and labels.get(COMPOSE_SERVICE_LABEL) in WATCHDOG_STARTABLE_SERVICES
+                    and labels.get(COMPOSE_ONEOFF_LABEL, "False") != "True"):
                 return
         raise Refused(f"{self.role} may not {action} a container that is not a run container of project {self.project}")
 

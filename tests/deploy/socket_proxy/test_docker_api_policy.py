@@ -184,6 +184,8 @@ def test_the_watchdog_sees_the_projects_services_and_starts_only_the_daemon():
     for action in ("stop", "kill", "remove"):
         with pytest.raises(Refused):
             watchdog.target_allowed(action, daemon_svc)
+    with pytest.raises(Refused):  # a `compose run daemon ...` one-off is not the service
+        watchdog.target_allowed("start", {**daemon_svc, "com.docker.compose.oneoff": "True"})
 
 
 def test_listing_must_filter_on_the_project():
