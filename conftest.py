@@ -35,11 +35,26 @@ class _Shard:
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        # Round robin: the slow parametrized tests (a subprocess each) spread over the shards.
-        keep = items[self.k - 1 :: self.n]
+        # Tests spread one by one (the slow parametrized ones, a subprocess each, land on both
+        # shards), except a module whose tests share a module-scoped fixture: it stays whole, or
+        # each shard would pay for that fixture (a code server, say). Each unit goes to the
+        # shard with the fewest tests so far.
+        units: dict[str, list[pytest.Item]] = {}
+        for item in items:
+            units.setdefault(_shard_unit(item), []).append(item)
+        shards: list[list[pytest.Item]] = [[] for _ in range(self.n)]
+        for unit in units.values():
+            min(shards, key=len).extend(unit)
+        keep = shards[self.k - 1]
         kept = set(map(id, keep))
         config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])
         items[:] = keep
+
+
+def _shard_unit(item: pytest.Item) -> str:
+    fixture_defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    shared = any(defs and defs[-1].scope in ("class", "module", "package") for defs in fixture_defs.values())
+    return item.nodeid.split("::")[0] if shared else item.nodeid
 
 
 def pytest_configure(config: pytest.Config) -> None:
