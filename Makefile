@@ -73,19 +73,14 @@ venv:
 test: browser venv locations ## every test: unit, integration (throwaway Postgres) and the compose end-to-end suite
 	$(UV) run --frozen pytest
 
-# Two pytest processes, every other test each (conftest.py --shard), one per core: many of the
-# slow tests wait on a subprocess (the dagster CLI, make), which one process would run in turn.
-FAST_SHARDS ?= 2
+# One pytest worker per core (pytest-xdist): many of the slow tests wait on a subprocess (the
+# dagster CLI, make), which one process would run in turn. --dist loadfile keeps a file's tests in
+# one worker, so a module-scoped fixture (a code server, say) is paid once.
+FAST_WORKERS ?= 2
 .PHONY: test-fast
 test-fast: venv ## what needs no Docker: unit tests, in-memory asset tests, definitions, snapshots, templates (under a minute)
-	@logs=$$(mktemp -d); pids=; \
-	for k in $$(seq 1 $(FAST_SHARDS)); do \
-	  $(UV) run --frozen pytest -m "not compose and not postgres and not docker" -q -p no:cacheprovider \
-	    --shard=$$k/$(FAST_SHARDS) $(PYTEST_ARGS) >$$logs/$$k.log 2>&1 & pids="$$pids $$!"; \
-	done; \
-	rc=0; for pid in $$pids; do wait $$pid || rc=1; done; \
-	for k in $$(seq 1 $(FAST_SHARDS)); do echo "--- shard $$k/$(FAST_SHARDS)"; cat $$logs/$$k.log; done; \
-	rm -rf $$logs; exit $$rc
+	$(UV) run --frozen pytest -m "not compose and not postgres and not docker" -q -p no:cacheprovider \
+	  -n $(FAST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 .PHONY: check
 check: venv ## Dagster's own check of every location's definitions (dg check defs), with placeholder settings
