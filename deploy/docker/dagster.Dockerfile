@@ -38,6 +38,8 @@ COPY --chmod=755 deploy/docker/webserver_launcher.py /usr/local/bin/dagster-webs
 COPY --chmod=755 deploy/docker/daemon_launcher.py /usr/local/bin/dagster-daemon-launcher
 COPY --chmod=755 deploy/docker/daemon_healthcheck.py /usr/local/bin/daemon-healthcheck
 COPY --chmod=755 deploy/ops/platform_status.py deploy/ops/platform_watchdog.py /opt/dagster/ops/
+# The monitoring profile's exporter runs from this image too (README "Monitoring").
+COPY deploy/monitoring/control_plane_exporter.py /opt/dagster/monitoring/
 ENV PATH=/opt/venv/bin:${PATH} \
     DAGSTER_HOME=/opt/dagster/home \
     PYTHONUNBUFFERED=1
