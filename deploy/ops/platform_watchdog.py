@@ -190,6 +190,11 @@ class RunContainerPruner:
                 return False
             container = next((c for c in containers if was_killed(c.attrs["State"])), None)
             if container is None:
+                seen = sorted((c.name, c.attrs["State"].get("Status"), c.attrs["State"].get("ExitCode"))
+                              for c in containers)
+                if seen != getattr(self, "_left_alone", None):  # logged once per state, not per check
+                    log.info("%s is down; its container(s) %s were not killed: left as they are", name, seen)
+                    self._left_alone = seen
                 return False
             state = container.attrs["State"]
             container.start()
