@@ -36,6 +36,10 @@ PRUNABLE_STATES = ("exited", "dead")
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
 COMPOSE_ONEOFF_LABEL = "com.docker.compose.oneoff"
+# Set by compose on the containers it creates, never on images. Compose labels the images it builds
+# with the project and service, so a container merely run from the instance image (`docker run`)
+# carries `service=daemon` too: only this label tells the service's own containers apart.
+COMPOSE_CONTAINER_NUMBER_LABEL = "com.docker.compose.container-number"
 DAEMON_SERVICE = "daemon"
 # Run workers get this long to record their end after SIGTERM on shutdown; then they are killed.
 # Within the watchdog's stop_grace_period (30 s, docker-compose.yml) with room for the last check.
@@ -173,8 +177,9 @@ class RunContainerPruner:
 
     def services(self, name: str) -> list:
         """The project's containers of a compose service (any state), one-off `compose run`
-        containers left out."""
-        filters = {"label": [f"{COMPOSE_PROJECT_LABEL}={self.project}", f"{COMPOSE_SERVICE_LABEL}={name}"]}
+        containers and containers merely run from the service's image left out."""
+        filters = {"label": [f"{COMPOSE_PROJECT_LABEL}={self.project}", f"{COMPOSE_SERVICE_LABEL}={name}",
+                             COMPOSE_CONTAINER_NUMBER_LABEL]}
         return [c for c in self._docker().containers.list(all=True, filters=filters)
                 if c.labels.get(COMPOSE_ONEOFF_LABEL, "False") != "True"]
 

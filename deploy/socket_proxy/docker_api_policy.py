@@ -24,6 +24,9 @@ ROLE_LABEL = "io.flights-platform.role"
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
 COMPOSE_ONEOFF_LABEL = "com.docker.compose.oneoff"  # `docker compose run` containers
+# Only on containers compose created: compose labels the images it builds with project and
+# service, so a container run from the instance image would otherwise pass for the daemon.
+COMPOSE_CONTAINER_NUMBER_LABEL = "com.docker.compose.container-number"
 
 ROLES = ("daemon", "webserver", "watchdog")
 # Compose services of the project the watchdog may start again (it restarts a killed daemon).
@@ -160,7 +163,8 @@ class Policy:
             if action == "inspect":
                 return
             if (action == "start" and labels.get(COMPOSE_SERVICE_LABEL) in WATCHDOG_STARTABLE_SERVICES
-                    and labels.get(COMPOSE_ONEOFF_LABEL, "False") != "True"):
+                    and labels.get(COMPOSE_ONEOFF_LABEL, "False") != "True"
+                    and COMPOSE_CONTAINER_NUMBER_LABEL in labels):
                 return
         raise Refused(f"{self.role} may not {action} a container that is not a run container of project {self.project}")
 

@@ -426,8 +426,8 @@ def test_pruner_restarts_a_killed_service_and_stops_in_flight_runs():
     names = [daemon, *runs, foreign]
     pruner = watchdog.RunContainerPruner(project)
     try:
-        _container(daemon, {"com.docker.compose.project": project, "com.docker.compose.service": "daemon"},
-                   SIGTERM_EXITS_0)
+        _container(daemon, {"com.docker.compose.project": project, "com.docker.compose.service": "daemon",
+                            "com.docker.compose.container-number": "1"}, SIGTERM_EXITS_0)
         _ready(daemon)
         assert not pruner.restart_killed("daemon")  # running
         subprocess.run(["docker", "kill", daemon], check=True, capture_output=True)
@@ -451,6 +451,15 @@ def test_pruner_restarts_a_killed_service_and_stops_in_flight_runs():
         assert pruner.restart_killed("daemon") and _state(daemon)["Running"]
         assert not _state(f"{project}-oneoff")["Running"]
         assert pruner.service_running("daemon")
+        # A container merely run from the instance image carries the image's compose labels
+        # (project, service=daemon) but is not the service's: running, it must not stop a restart.
+        _container(f"{project}-from-image", {"com.docker.compose.project": project,
+                                             "com.docker.compose.service": "daemon"}, SIGTERM_EXITS_0)
+        names.append(f"{project}-from-image")
+        _ready(f"{project}-from-image")
+        subprocess.run(["docker", "kill", daemon], check=True, capture_output=True)
+        assert not pruner.service_running("daemon")
+        assert pruner.restart_killed("daemon") and _state(daemon)["Running"]
 
         for name, code in runs.items():
             _container(name, {watchdog.PROJECT_LABEL: project, watchdog.ROLE_LABEL: "run"}, code)

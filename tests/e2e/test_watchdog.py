@@ -144,6 +144,13 @@ def test_killed_daemon_is_reported_within_a_minute_and_restarted_by_the_watchdog
     assert before == [], f"alerts while the stack started and ran normally: {before}"
 
     daemon = wstack.compose("ps", "-q", "daemon").stdout.strip()
+    # The watchdog restarts the daemon as soon as it judges it down, which can close the window
+    # in which the slower probes (a Dagster import each) see it down: its Docker access (its
+    # socket proxy) is stopped until every probe has seen it, then the restart is awaited. Stopped,
+    # not paused: a refused connection fails at once, a paused proxy would hold each of the
+    # watchdog's Docker calls (and its alerting) until the client's timeout.
+    proxy = wstack.compose("ps", "-q", "socket-proxy-watchdog").stdout.strip()
+    _docker("stop", proxy)
     _docker("kill", daemon)
     killed = time.monotonic()
     deadline = killed + DETECTION_DEADLINE
@@ -186,10 +193,13 @@ def test_killed_daemon_is_reported_within_a_minute_and_restarted_by_the_watchdog
                 return
             time.sleep(1)
 
-    with ThreadPoolExecutor(3) as pool:
-        for future in [pool.submit(watch, n, p) for n, p in
-                       (("ui", ui_down), ("alert", alerted), ("checks", checks_down))]:
-            future.result()
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            for future in [pool.submit(watch, n, p) for n, p in
+                           (("ui", ui_down), ("alert", alerted), ("checks", checks_down))]:
+                future.result()
+    finally:
+        _docker("start", proxy)
     seen.pop("checks", None)
     print(f"seen after the kill: { {k: round(v[0], 1) for k, v in seen.items()} }")
     assert set(seen) == {"ui", "alert", "status", "script"}, (

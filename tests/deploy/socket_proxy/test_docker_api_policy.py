@@ -174,7 +174,8 @@ def test_actions_only_on_this_projects_run_containers():
 
 def test_the_watchdog_sees_the_projects_services_and_starts_only_the_daemon():
     watchdog = Policy("watchdog", PROJECT)
-    daemon_svc = {"com.docker.compose.project": PROJECT, "com.docker.compose.service": "daemon"}
+    daemon_svc = {"com.docker.compose.project": PROJECT, "com.docker.compose.service": "daemon",
+                  "com.docker.compose.container-number": "1"}
     postgres = {"com.docker.compose.project": PROJECT, "com.docker.compose.service": "postgres"}
     watchdog.target_allowed("inspect", postgres)
     watchdog.target_allowed("start", daemon_svc)
@@ -186,6 +187,11 @@ def test_the_watchdog_sees_the_projects_services_and_starts_only_the_daemon():
             watchdog.target_allowed(action, daemon_svc)
     with pytest.raises(Refused):  # a `compose run daemon ...` one-off is not the service
         watchdog.target_allowed("start", {**daemon_svc, "com.docker.compose.oneoff": "True"})
+    # Compose labels the images it builds with project and service: a container merely run from
+    # the instance image carries them too, but not the container number compose gives its own.
+    from_image = {k: v for k, v in daemon_svc.items() if k != "com.docker.compose.container-number"}
+    with pytest.raises(Refused):
+        watchdog.target_allowed("start", from_image)
 
 
 def test_listing_must_filter_on_the_project():
