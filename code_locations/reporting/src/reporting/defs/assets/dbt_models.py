@@ -147,8 +147,14 @@ def _daily_model(node: Mapping[str, Any]) -> AssetsDefinition:
                     require_days(cursor, key, UPSTREAM_DATE_COLUMNS[key], days)
                 else:
                     require_table(cursor, key)
-        context.log.info(f"dbt build of {name} for {len(days)} day(s) {start}..{days[-1]}")
-        yield from dbt_build(context, dbt, {"min_date": start.isoformat(), "max_date": end.isoformat()})
+            # One build of a model at a time: a backfill runs its windows in parallel runs, and
+            # two first builds would both CREATE the table (duplicate key on pg_type). The lock is
+            # the session's, held on this connection until the build ends.
+            cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"dbt build {name}",))
+            conn.commit()  # the lock outlives the transaction; no snapshot is held during the build
+            context.log.info(f"dbt build of {name} for {len(days)} day(s) {start}..{days[-1]}")
+            print(f"dbt build of {name} for {len(days)} day(s) {start}..{days[-1]}")
+            yield from dbt_build(context, dbt, {"min_date": start.isoformat(), "max_date": end.isoformat()})
 
     return daily_model
 
