@@ -133,10 +133,12 @@ def test_rerunning_a_partition_replaces_it(stack, dagster, ingested):
 
 
 def test_exited_run_containers_are_labelled_and_pruned_by_make(stack, ingested):
-    assert stack.run_containers("status=exited"), "no exited run container carries the project label"
+    exited = stack.run_containers("status=exited")
+    assert exited, "no exited run container carries the project label"
     subprocess.run(["make", "-s", "prune-runs", f"PROJECT={stack.project}"],
                    cwd=Path(__file__).resolve().parents[2], check=True, capture_output=True)
-    assert stack.run_containers("status=exited") == []
+    # Those that had exited are gone; a run automation started meanwhile may have exited since.
+    assert set(exited) & set(stack.run_containers("status=exited")) == set()
 
 
 def _dagster_version(image: str) -> str:
