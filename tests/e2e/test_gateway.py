@@ -21,6 +21,7 @@ import urllib3
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from tests.e2e.compose_stack import docker as _docker
 from tests.e2e.compose_stack import LOCATION_NAMES, ComposeStack
 from tests.e2e.dagster_graphql import CAPTURED_LOGS, DagsterGraphQL
 
@@ -44,12 +45,6 @@ PERMISSIONS = "{ permissions { permission value } }"
 AUTOMATIC_TAGS = {"dagster/sensor_name", "dagster/schedule_name", "dagster/from_automation_condition",
                   "dagster/backfill"}
 
-
-def _docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def _on_platform(stack, script: str) -> str:

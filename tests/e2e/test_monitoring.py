@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.e2e.compose_stack import docker as _docker
 from tests.e2e.compose_stack import LOCATION_NAMES, RUN_LABEL, ComposeStack
 from tests.e2e.dagster_graphql import DagsterGraphQL
 from tests.e2e.test_watchdog import WEBHOOK_SINK
@@ -30,12 +31,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "monitoring-dashboard.png"
 
-
-def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120)
-    if check and result.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} failed: {result.stderr}")
-    return result
 
 
 @pytest.fixture(scope="module")

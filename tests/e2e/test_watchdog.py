@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests.e2e.compose_stack import docker as _docker
 from tests.e2e.compose_stack import LOCATION_NAMES, RUN_LABEL, ComposeStack
 from tests.e2e.dagster_graphql import DagsterGraphQL
 
@@ -45,12 +46,6 @@ DAEMON_HEALTH = """
 { instance { daemonHealth { allDaemonStatuses { daemonType healthy required lastHeartbeatTime } } } }
 """
 
-
-def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120)
-    if check and result.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} failed: {result.stderr}")
-    return result
 
 
 @pytest.fixture(scope="module")
