@@ -152,7 +152,6 @@ def _daily_model(node: Mapping[str, Any]) -> AssetsDefinition:
             # the session's, held on this connection until the build ends.
             cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"dbt build {name}",))
             conn.commit()  # the lock outlives the transaction; no snapshot is held during the build
-            context.log.info(f"dbt build of {name} for {len(days)} day(s) {start}..{days[-1]}")
             print(f"dbt build of {name} for {len(days)} day(s) {start}..{days[-1]}")
             yield from dbt_build(context, dbt, {"min_date": start.isoformat(), "max_date": end.isoformat()})
 
