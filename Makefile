@@ -186,6 +186,10 @@ sizes: ## image sizes
 bench: ## every benchmark on a throwaway stack (~25 min): table + benchmarks/results/<date>.{json,md}
 	uv run --frozen python benchmarks/run.py $(BENCH_ARGS)
 
+.PHONY: soak
+soak: ## the live demo for SOAK_MINUTES (60) with the watchdog on: failed runs, memory slopes, connections, exited run containers
+	uv run --frozen python benchmarks/soak.py --minutes $(or $(SOAK_MINUTES),60) $(BENCH_ARGS)
+
 .PHONY: bench-quick
 bench-quick: ## the benchmarks with fewer repetitions and a two-week backfill (~6 min), for development
 	uv run --frozen python benchmarks/run.py --quick $(BENCH_ARGS)

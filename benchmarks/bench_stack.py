@@ -26,7 +26,8 @@ IN_FLIGHT = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
 
 
 class BenchStack(ComposeStack):
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, **settings: str):
+        """settings: .env overrides on top of the harness's (the soak turns the replay on)."""
         self.webserver_port, self.postgres_port = free_port(), free_port()
         super().__init__(f"flights-bench-{secrets.token_hex(3)}", workdir, extra_env={
             "REPLAY_ENABLED": "false",
@@ -34,6 +35,7 @@ class BenchStack(ComposeStack):
             "BENCH_POSTGRES_PORT": str(self.postgres_port),
             # The latency benchmark opens many connections at once; the login limit is not its subject.
             "GATEWAY_LOGIN_BURST": "200",
+            **settings,
         })
         self.env["COMPOSE_FILE"] = os.pathsep.join(["docker-compose.yml", str(HERE / "compose.bench.yml")])
         self.client = DagsterGraphQL(self.base_url, auth=self.admin, timeout=120)
@@ -99,10 +101,14 @@ class BenchStack(ComposeStack):
         usage = {}
         for line in out.splitlines():
             name, mem = line.split("\t")
-            value = mem.split("/")[0].strip()
-            number, unit = re.fullmatch(r"([\d.]+)\s*([KMG]iB|B)", value).groups()
-            usage[name] = float(number) * {"B": 2**-20, "KiB": 2**-10, "MiB": 1, "GiB": 1024}[unit]
+            usage[name] = self.parse_mib(mem.split("/")[0].strip())
         return usage
+
+    @staticmethod
+    def parse_mib(value: str) -> float:
+        """`docker stats` memory ("12.5MiB", "1.2GiB") in MiB."""
+        number, unit = re.fullmatch(r"([\d.]+)\s*([KMG]iB|B)", value).groups()
+        return float(number) * {"B": 2**-20, "KiB": 2**-10, "MiB": 1, "GiB": 1024}[unit]
 
     def service_name(self, container: str) -> str:
         """flights-bench-abc123-webserver-viewer-1 -> webserver-viewer."""

@@ -142,7 +142,7 @@ def test_the_run_contract_is_rendered(config):
     """What every run container gets: network, labels, limits, no capabilities (dagster.yaml)."""
     launcher = config["run_launcher"]["config"]
     kwargs = launcher["container_kwargs"]
-    assert launcher["networks"] == ["flights_platform"]
+    assert launcher["networks"] == ["flights_runs"]
     assert kwargs["labels"]["io.flights-platform.project"] == "flights"
     assert (kwargs["mem_limit"], kwargs["nano_cpus"], kwargs["pids_limit"]) == ("1g", 1_000_000_000, 512)
     assert kwargs["cap_drop"] == ["ALL"] and kwargs["security_opt"] == ["no-new-privileges:true"]

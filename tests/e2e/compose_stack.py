@@ -171,6 +171,15 @@ class ComposeStack:
             text=True, check=False, capture_output=True,
         ).stdout
 
+    def service_addresses(self, service: str) -> list[str]:
+        """The IP addresses of a service's containers, on every network they are on."""
+        addresses = []
+        for container in self.compose("ps", "-q", service).stdout.split():
+            out = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", container).stdout
+            addresses += out.split()
+        assert addresses, f"{service} has no running container with an address"
+        return addresses
+
     def logs(self, tail: int = 200) -> str:
         return self.compose("logs", "--no-color", "--tail", str(tail), check=False).stdout
 

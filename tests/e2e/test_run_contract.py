@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.e2e.compose_stack import LOCATION_NAMES
+from tests.e2e.compose_stack import LOCATION_NAMES, LOCATION_SERVICES, docker
 
 pytestmark = pytest.mark.compose
 
@@ -55,7 +55,7 @@ def run_containers(stack, dagster) -> dict[str, dict]:
 def test_every_run_container_keeps_the_contract(stack, run_containers, location):
     container = run_containers[location]
     host, config = container["HostConfig"], container["Config"]
-    assert list(container["NetworkSettings"]["Networks"]) == [f"{stack.project}_platform"]
+    assert list(container["NetworkSettings"]["Networks"]) == [f"{stack.project}_runs"]
     labels = config["Labels"]
     assert labels["io.flights-platform.project"] == stack.project
     assert labels["io.flights-platform.role"] == "run"
@@ -71,6 +71,46 @@ def test_every_run_container_keeps_the_contract(stack, run_containers, location)
     assert host["Privileged"] is False
     mounts = {m["Destination"]: m for m in container["Mounts"]}
     assert mounts["/opt/dagster/compute_logs"]["Name"] == f"{stack.project}_compute_logs"
+
+
+# Run in a run container's image on its networks: which of (host, port) it can open. "open" or why not.
+PROBE = """
+import json, socket, sys
+from concurrent.futures import ThreadPoolExecutor
+
+def probe(target):
+    host, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+        return "open"
+    except OSError as exc:
+        return type(exc).__name__
+
+targets = json.loads(sys.argv[1])
+with ThreadPoolExecutor(len(targets)) as pool:
+    print(json.dumps(dict(zip(targets, pool.map(probe, targets)))))
+"""
+
+
+@pytest.mark.parametrize("location", LOCATION_NAMES)
+def test_a_run_container_reaches_postgres_and_no_webserver(stack, run_containers, location):
+    """The editor webserver answers GraphQL without a login on its network, so a run (any code
+    a location ships) must not reach it, nor the viewer's, nor a code server: by name or by
+    address. A probe in the run's image, on exactly the networks its container had, tries."""
+    container = run_containers[location]
+    networks = list(container["NetworkSettings"]["Networks"])
+    closed = []
+    for service, port in [("webserver", 3000), ("webserver-viewer", 3000), *((s, 4000) for s in LOCATION_SERVICES)]:
+        closed += [f"{host}:{port}" for host in (service, *stack.service_addresses(service))]
+    args = ["run", "--rm", "--cap-drop", "ALL", "--entrypoint", "python"]
+    for network in networks:
+        args += ["--network", network]
+    out = docker(*args, container["Config"]["Image"], "-c", PROBE,
+                 json.dumps(["postgres:5432", *closed]), timeout=120).stdout
+    reached = json.loads(out.strip().splitlines()[-1])
+    assert reached.pop("postgres:5432") == "open", f"the probe on {networks} cannot reach Postgres: {out}"
+    assert set(reached) == set(closed), out
+    assert not [target for target, how in reached.items() if how == "open"], reached
 
 
 def test_a_location_adds_only_its_own_settings(stack, run_containers):
@@ -92,4 +132,4 @@ def test_terminated_runs_get_the_contract_s_stop_timeout(stack):
     rendered = stack.compose("exec", "-T", "daemon", "sh", "-c", "cat $DAGSTER_HOME/dagster.yaml").stdout
     launcher = yaml.safe_load(rendered)["run_launcher"]["config"]
     assert launcher["container_kwargs"]["stop_timeout"] == 60
-    assert launcher["networks"] == [f"{stack.project}_platform"]
+    assert launcher["networks"] == [f"{stack.project}_runs"]

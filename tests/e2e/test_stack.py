@@ -82,7 +82,7 @@ def _assert_ran_in_own_container(stack, dagster, run_id, location):
         ["docker", "inspect", "-f",
          '{{index .Config.Labels "io.flights-platform.location"}} {{.Config.Image}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}',
          container], capture_output=True, text=True, check=True).stdout.split()
-    assert inspect == [location, f"flights-platform/{location}:dev", f"{stack.project}_platform"]
+    assert inspect == [location, f"flights-platform/{location}:dev", f"{stack.project}_runs"]
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ def launcher_kwargs(**extra) -> dict:
     kwargs = dict(
         image="flights-platform/ingestion:dev", command=["dagster", "api", "execute_run", "{}"], detach=True,
         environment={"DAGSTER_PG_HOST": "postgres", "DAGSTER_RUN_JOB_NAME": "__ASSET_JOB"},
-        network=f"{PROJECT}_platform",
+        network=f"{PROJECT}_runs",
         labels={**RUN_LABELS, "com.docker.compose.project": "", "com.docker.compose.service": "",
                 "dagster/run_id": "abc", "dagster/job_name": "__ASSET_JOB"},
         mounts=[docker.types.Mount(target="/opt/dagster/compute_logs", source=f"{PROJECT}_compute_logs", type="volume")],

@@ -1,0 +1,230 @@
+"""Soak: the default stack with the live demo on (a landed day every REPLAY_SECONDS_PER_DAY) and
+the watchdog on, for --minutes (60 by default), sampled every --interval seconds. Reports:
+
+- runs created during the soak by status: failed (FAILURE, CANCELED) must be zero;
+- each service's memory slope (least squares, MiB per hour) after a warm-up: flat means it would
+  grow by less than FLAT_SHARE of its mean, and less than FLAT_MIB, in an hour;
+- Postgres client connections by role, against the role limits and the README's budget;
+- exited run containers, which the watchdog prunes after RUN_CONTAINER_KEEP_MINUTES: bounded
+  means the count in the soak's second half stays within the most seen by its middle
+  (after the keep time, pruning must keep pace with the demo);
+- the whole stack's CPU (services + run containers), averaged, in cores.
+
+    uv run --frozen python benchmarks/soak.py [--minutes 60] [--keep-minutes 15]
+
+Writes benchmarks/results/<date>-soak.json and .md. Like every benchmark it reports and never
+fails; the verdicts are in the table."""
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg2
+
+from bench_stack import BenchStack, utc_now
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FLAT_SHARE = 0.10
+FLAT_MIB = 50.0
+WARM_UP_MINUTES = 5
+# README "Postgres connection budget": the peak with defaults, and the per-role caps.
+CONNECTION_BUDGET = 95
+ROLE_LIMITS = {"dagster": 120, "warehouse": 60}
+FAILED = ("FAILURE", "CANCELED")
+
+
+def slope_per_hour(times_s: list[float], values: list[float]) -> float:
+    """Least-squares slope of values over time, per hour."""
+    if len(times_s) < 2:
+        return 0.0
+    mean_t, mean_v = statistics.fmean(times_s), statistics.fmean(values)
+    spread = sum((t - mean_t) ** 2 for t in times_s)
+    if spread == 0:
+        return 0.0
+    return sum((t - mean_t) * (v - mean_v) for t, v in zip(times_s, values)) / spread * 3600
+
+
+def memory_verdicts(samples: list[dict], warm_up_s: float) -> dict[str, dict]:
+    """Per service: mean, first and last MiB after the warm-up, slope MiB/h, and whether flat."""
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    for sample in samples:
+        if sample["t"] < warm_up_s:
+            continue
+        for service, mib in sample["memory_mib"].items():
+            times, values = series.setdefault(service, ([], []))
+            times.append(sample["t"])
+            values.append(mib)
+    verdicts = {}
+    for service, (times, values) in sorted(series.items()):
+        mean = statistics.fmean(values)
+        slope = slope_per_hour(times, values)
+        verdicts[service] = {"mean_mib": round(mean, 1), "first_mib": round(values[0], 1),
+                             "last_mib": round(values[-1], 1), "slope_mib_per_h": round(slope, 1),
+                             "flat": slope < min(FLAT_MIB, FLAT_SHARE * mean)}
+    return verdicts
+
+
+def exited_verdict(samples: list[dict]) -> dict:
+    """Bounded: the second half never holds more exited run containers than the first half's most."""
+    half = len(samples) // 2
+    first = max((s["exited_run_containers"] for s in samples[:half]), default=0)
+    second = max((s["exited_run_containers"] for s in samples[half:]), default=0)
+    return {"max_first_half": first, "max_second_half": second, "last": samples[-1]["exited_run_containers"] if samples else 0,
+            "bounded": second <= max(first, 1)}
+
+
+def connection_verdict(samples: list[dict]) -> dict:
+    by_role: dict[str, int] = {}
+    for sample in samples:
+        for role, count in sample["connections"].items():
+            by_role[role] = max(by_role.get(role, 0), count)
+    total = max((sum(s["connections"].values()) for s in samples), default=0)
+    within = total <= CONNECTION_BUDGET and all(by_role.get(r, 0) < limit for r, limit in ROLE_LIMITS.items())
+    return {"max_total": total, "budget": CONNECTION_BUDGET, "max_by_role": by_role,
+            "role_limits": ROLE_LIMITS, "within_budget": within}
+
+
+def stats(stack: BenchStack) -> tuple[dict[str, float], dict[str, float]]:
+    """One `docker stats` of the stack's services and run containers: memory (MiB) and CPU (cores)."""
+    ids = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={stack.project}"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    ids += stack.run_containers("status=running")
+    out = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}\t{{.CPUPerc}}", *ids],
+                         capture_output=True, text=True, check=False).stdout
+    memory, cpu = {}, {}
+    for line in out.splitlines():
+        name, mem, cpu_text = line.split("\t")
+        service = stack.service_name(name)
+        service = "run containers" if service.startswith("run:") else service
+        memory[service] = memory.get(service, 0.0) + BenchStack.parse_mib(mem.split("/")[0].strip())
+        cpu[service] = cpu.get(service, 0.0) + float(cpu_text.rstrip("%") or 0) / 100
+    return memory, cpu
+
+
+def connections(db) -> dict[str, int]:
+    """Client connections by role, not counting this one."""
+    with db.cursor() as cur:
+        cur.execute("SELECT usename, count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                    "AND usename IS NOT NULL AND pid <> pg_backend_pid() GROUP BY usename")
+        return dict(cur.fetchall())
+
+
+def last_run_row(db) -> int:
+    with db.cursor() as cur:
+        cur.execute("SELECT coalesce(max(id), 0) FROM runs")
+        return cur.fetchone()[0]
+
+
+def runs_by_status(db, after_row: int) -> tuple[dict[str, int], list[str]]:
+    """Runs created after row `after_row` of Dagster's runs table, by status; and the failed ones."""
+    with db.cursor() as cur:
+        cur.execute("SELECT status, count(*) FROM runs WHERE id > %s GROUP BY status", (after_row,))
+        counts = dict(cur.fetchall())
+        cur.execute("SELECT run_id || ' ' || pipeline_name FROM runs WHERE id > %s AND status = ANY(%s)",
+                    (after_row, list(FAILED)))
+        return counts, [row[0] for row in cur.fetchall()]
+
+
+def markdown(result: dict) -> str:
+    v = result["verdicts"]
+    lines = [f"# Soak {result['started']}: {result['minutes']} min, live demo on "
+             f"(a day every {result['settings']['REPLAY_SECONDS_PER_DAY']} s), watchdog on\n",
+             f"{result['machine_cpus']} CPUs; {len(result['samples'])} samples every {result['interval_s']} s; "
+             f"memory slopes after a {WARM_UP_MINUTES}-minute warm-up.\n",
+             "| check | measured | verdict |", "|---|---|---|"]
+    runs = v["runs"]
+    lines.append(f"| failed runs (FAILURE, CANCELED) | {runs['failed']} of {runs['total']} runs "
+                 f"({', '.join(f'{k} {n}' for k, n in sorted(runs['by_status'].items()))}) | "
+                 f"{'yes' if runs['failed'] == 0 else 'no'} |")
+    c = v["connections"]
+    lines.append(f"| Postgres connections, peak | {c['max_total']} (by role: "
+                 f"{', '.join(f'{k} {n}' for k, n in sorted(c['max_by_role'].items()))}); budget {c['budget']}, "
+                 f"role limits {', '.join(f'{k} {n}' for k, n in c['role_limits'].items())} | "
+                 f"{'yes' if c['within_budget'] else 'no'} |")
+    e = v["exited_run_containers"]
+    lines.append(f"| exited run containers (kept {result['settings']['RUN_CONTAINER_KEEP_MINUTES']} min) | "
+                 f"most {e['max_first_half']} in the first half, {e['max_second_half']} in the second, "
+                 f"{e['last']} at the end | {'yes' if e['bounded'] else 'no'} |")
+    lines.append(f"| CPU, whole stack incl. run containers | {v['cpu_cores_mean']:.2f} cores on average "
+                 f"(services {v['cpu_cores_services_mean']:.2f}) | – |")
+    lines += ["", "| service | mean MiB | first → last MiB | slope MiB/h | flat |", "|---|---|---|---|---|"]
+    for service, m in v["memory"].items():
+        lines.append(f"| {service} | {m['mean_mib']} | {m['first_mib']} → {m['last_mib']} | "
+                     f"{m['slope_mib_per_h']} | {'yes' if m['flat'] else 'no'} |")
+    if runs["failed_runs"]:
+        lines += ["", "Failed runs: " + "; ".join(runs["failed_runs"][:20])]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=60)
+    parser.add_argument("--interval", type=float, default=30, help="seconds between samples")
+    parser.add_argument("--keep-minutes", type=int, default=15,
+                        help="RUN_CONTAINER_KEEP_MINUTES: shorter than the soak, so pruning shows in it")
+    parser.add_argument("--seconds-per-day", type=int, default=10, help="REPLAY_SECONDS_PER_DAY (the default pace)")
+    args = parser.parse_args()
+    settings = {"REPLAY_ENABLED": "true", "REPLAY_SECONDS_PER_DAY": str(args.seconds_per_day),
+                "RUN_CONTAINER_KEEP_MINUTES": str(args.keep_minutes)}
+    started = utc_now()
+    samples: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="flights-soak-") as workdir:
+        stack = BenchStack(Path(workdir), **settings)
+        try:
+            print(f"building images, stack {stack.project} ...", flush=True)
+            stack.build()
+            stack.compose("up", "-d", "--wait", "--wait-timeout", "300")
+            stack.wait_loaded()
+            db = psycopg2.connect(**{**stack.postgres_dsn, "dbname": "dagster"})
+            db.autocommit = True
+            first_row, begin = last_run_row(db), time.monotonic()
+            end = begin + args.minutes * 60
+            while time.monotonic() < end:
+                tick = time.monotonic()
+                memory, cpu = stats(stack)
+                sample = {"t": round(tick - begin, 1), "memory_mib": memory, "cpu_cores": cpu,
+                          "connections": connections(db),
+                          "exited_run_containers": len(stack.run_containers("status=exited"))}
+                samples.append(sample)
+                print(f"{sample['t']:7.0f}s  mem {sum(memory.values()):6.0f} MiB  cpu {sum(cpu.values()):4.2f}  "
+                      f"conn {sum(sample['connections'].values()):3d}  exited {sample['exited_run_containers']:3d}",
+                      flush=True)
+                time.sleep(max(0.0, args.interval - (time.monotonic() - tick)))
+            by_status, failed_runs = runs_by_status(db, first_row)
+            db.close()
+            verdicts = {
+                "runs": {"by_status": by_status, "total": sum(by_status.values()),
+                         "failed": sum(by_status.get(s, 0) for s in FAILED), "failed_runs": failed_runs},
+                "memory": memory_verdicts(samples, WARM_UP_MINUTES * 60),
+                "connections": connection_verdict(samples),
+                "exited_run_containers": exited_verdict(samples),
+                "cpu_cores_mean": statistics.fmean(sum(s["cpu_cores"].values()) for s in samples),
+                "cpu_cores_services_mean": statistics.fmean(
+                    sum(v for k, v in s["cpu_cores"].items() if k != "run containers") for s in samples),
+            }
+        finally:
+            logs = stack.logs(100)
+            stack.down()
+    result = {"started": started, "finished": utc_now(), "minutes": args.minutes, "interval_s": args.interval,
+              "settings": settings, "machine_cpus": os.cpu_count(),
+              "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                    cwd=RESULTS.parent).stdout.strip(),
+              "verdicts": verdicts, "samples": samples, "logs_tail": logs}
+    RESULTS.mkdir(exist_ok=True)
+    stem = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d") + "-soak"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown(result))
+    print("\n" + markdown(result))
+    print(f"wrote {RESULTS / stem}.json and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

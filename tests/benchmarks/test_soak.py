@@ -1,0 +1,43 @@
+"""The soak's verdicts (benchmarks/soak.py) on made-up samples: a leak, a pile-up of exited
+run containers and an over-budget peak are each called out; steady figures pass."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import soak  # noqa: E402
+
+
+def _samples(memory, exited=None, connections=None, every_s=60):
+    return [{"t": i * every_s, "memory_mib": m, "cpu_cores": {}, "exited_run_containers": (exited or [0] * len(memory))[i],
+             "connections": (connections or [{}] * len(memory))[i]} for i, m in enumerate(memory)]
+
+
+def test_slope_is_per_hour():
+    assert soak.slope_per_hour([0, 1800, 3600], [100, 110, 120]) == pytest.approx(20)
+    assert soak.slope_per_hour([0], [5]) == 0
+
+
+def test_a_leak_is_not_flat_and_noise_is():
+    leaking = [{"daemon": 300 + i * 2, "webserver": 250 + (i % 3)} for i in range(60)]  # daemon +120 MiB/h
+    verdicts = soak.memory_verdicts(_samples(leaking), warm_up_s=300)
+    assert verdicts["daemon"]["flat"] is False and verdicts["daemon"]["slope_mib_per_h"] == pytest.approx(120, rel=0.01)
+    assert verdicts["webserver"]["flat"] is True
+    assert verdicts["daemon"]["first_mib"] == 310  # the warm-up's samples are left out
+
+
+def test_exited_run_containers_must_stop_growing():
+    steady = _samples([{}] * 10, exited=[1, 3, 5, 6, 6, 5, 6, 4, 6, 5])
+    growing = _samples([{}] * 10, exited=[1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    assert soak.exited_verdict(steady)["bounded"] is True
+    assert soak.exited_verdict(growing) == {"max_first_half": 5, "max_second_half": 10, "last": 10, "bounded": False}
+
+
+def test_connections_are_held_to_the_budget_and_the_role_limits():
+    fine = _samples([{}] * 2, connections=[{"dagster": 40, "warehouse": 10}, {"dagster": 50, "warehouse": 4}])
+    assert soak.connection_verdict(fine)["within_budget"] is True
+    assert soak.connection_verdict(fine)["max_by_role"] == {"dagster": 50, "warehouse": 10}
+    over = _samples([{}] * 1, connections=[{"dagster": 90, "warehouse": 20}])
+    assert soak.connection_verdict(over)["within_budget"] is False
