@@ -201,11 +201,16 @@ helm-values: ## write deploy/helm/values.locations.yaml (+ volumes.locations.yam
 	@$(PLATFORM_CLI) helm --registry '$(REGISTRY)' --tag '$(TAG)'
 
 .PHONY: images
-images: ## tag the instance, gateway and location images for a registry (no push): make images REGISTRY=registry.example.com/flights [TAG=…]
+# The Kubernetes images are the compose images plus platform-core's `kubernetes` extra (dagster-k8s
+# for the K8sRunLauncher, dagster-aws for compute logs on S3), built under their own local tag so
+# the compose stack's images stay as they are.
+K8S_IMAGE_TAG ?= kubernetes
+images: locations ## build the Kubernetes variant of the instance, gateway and location images and tag them for a registry (no push): make images REGISTRY=registry.example.com/flights [TAG=…]
 	@[ -n "$(REGISTRY)" ] || { echo "usage: make images REGISTRY=registry.example.com/flights [TAG=<dagster version>-<git rev>]" >&2; exit 2; }
-	@plan=$$($(PLATFORM_CLI) images --registry '$(REGISTRY)' --tag '$(TAG)') || exit 1; \
+	@plan=$$(IMAGE_TAG=$(K8S_IMAGE_TAG) $(PLATFORM_CLI) images --registry '$(REGISTRY)' --tag '$(TAG)') || exit 1; \
+	IMAGE_TAG=$(K8S_IMAGE_TAG) PLATFORM_EXTRAS=kubernetes docker compose build --quiet || exit 1; \
 	while read -r source target; do \
-	  docker image inspect "$$source" >/dev/null 2>&1 || { echo "images: $$source is not built here: run make up (or docker compose build) first" >&2; exit 1; }; \
+	  docker image inspect "$$source" >/dev/null 2>&1 || { echo "images: $$source was not built" >&2; exit 1; }; \
 	  docker tag "$$source" "$$target" && echo "tagged $$target"; \
 	done <<<"$$plan"; \
 	echo "push with: $$(awk '{printf "docker push %s; ", $$2}' <<<"$$plan")"

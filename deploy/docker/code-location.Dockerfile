@@ -53,6 +53,15 @@ RUN set -eu; export PATH=/opt/venv/bin:${PATH}; \
     done
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --package "${PACKAGE}" --no-editable --python python3
+# The Kubernetes images (`make images`) add platform-core's extras named here, from the lock
+# (uv export pins and hashes them): dagster-k8s and dagster-aws. Compose builds leave it empty.
+ARG PLATFORM_EXTRAS=""
+RUN --mount=type=cache,target=/root/.cache/uv \
+    if [ -n "${PLATFORM_EXTRAS}" ]; then \
+      uv export --frozen --no-dev --package platform-core --no-emit-project \
+        $(for extra in ${PLATFORM_EXTRAS}; do printf -- '--extra %s ' "${extra}"; done) -o /tmp/extras.txt \
+      && uv pip install --python /opt/venv/bin/python --no-deps -r /tmp/extras.txt; \
+    fi
 
 FROM ${PYTHON_IMAGE}
 ARG LOCATION

@@ -25,6 +25,15 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY deploy/platform_core deploy/platform_core
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --python python3
+# The Kubernetes images (`make images`) add platform-core's extras named here, from the lock
+# (uv export pins and hashes them): dagster-k8s and dagster-aws. Compose builds leave it empty.
+ARG PLATFORM_EXTRAS=""
+RUN --mount=type=cache,target=/root/.cache/uv \
+    if [ -n "${PLATFORM_EXTRAS}" ]; then \
+      uv export --frozen --no-dev --package platform-core --no-emit-project \
+        $(for extra in ${PLATFORM_EXTRAS}; do printf -- '--extra %s ' "${extra}"; done) -o /tmp/extras.txt \
+      && uv pip install --python /opt/venv/bin/python --no-deps -r /tmp/extras.txt; \
+    fi
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 dagster \

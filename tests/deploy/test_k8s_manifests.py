@@ -380,6 +380,15 @@ def test_the_run_launcher_config_passes_dagster_k8s_own_schema(values):
     assert not process_config(K8sRunLauncher.config_type(), broken).success
 
 
+def test_the_compute_log_config_passes_dagster_aws_own_schema(values):
+    from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
+
+    config = rendered_instance(values)["compute_logs"]["config"]
+    result = process_config(S3ComputeLogManager.config_type(), config)
+    assert result.success, result.errors
+    assert not process_config(S3ComputeLogManager.config_type(), {**config, "endpoint": "x"}).success
+
+
 def test_the_instance_config_passes_dagsters_own_schemas(values):
     instance = rendered_instance(values)
     result = process_config(dagster_instance_config_schema(), instance)
@@ -603,8 +612,8 @@ def test_the_pods_whose_security_we_write_meet_pod_security_restricted(launcher,
         assert restricted_violations(pod) == [], section
     # The check itself catches what it should.
     loose = copy.deepcopy(gateway)
-    loose["containers"][1]["securityContext"]["allowPrivilegeEscalation"] = True
-    loose["securityContext"]["sysctls"].append({"name": "net.core.somaxconn", "value": "1024"})
+    loose["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    loose["securityContext"]["sysctls"] = [{"name": "net.core.somaxconn", "value": "1024"}]
     loose["volumes"].append({"name": "docker", "hostPath": {"path": "/var/run/docker.sock"}})
     assert restricted_violations(loose) == ["volume docker type ['hostPath']", "sysctl net.core.somaxconn",
-                                            "dns-forwarder: allowPrivilegeEscalation"]
+                                            "gateway: allowPrivilegeEscalation"]

@@ -703,6 +703,21 @@ def test_generated_admin_password_is_kept_in_a_private_file_and_never_logged(sta
     assert '"version"' in _docker("exec", container, "bash", "-c", query).stdout
 
 
+def test_the_resolver_is_the_container_s_own_nameserver_or_the_setting(scratch):
+    """Under compose that is Docker's 127.0.0.11; in a Kubernetes pod, the cluster DNS its
+    resolv.conf names (here: a --dns address), so the same image runs there with no DNS helper."""
+    resolvers = {}
+    for extra in ([], ["-e", "GATEWAY_RESOLVER=192.0.2.99:5353 [2001:db8::1]"]):
+        container = scratch("gw")
+        _docker("run", "-d", "--name", container, "--read-only", "--tmpfs", "/tmp", "--network", "bridge",
+                "--dns", "192.0.2.53", "-v", f"{scratch('vol')}:/var/lib/gateway/users", *extra, GATEWAY_IMAGE)
+        _wait_for_log(container, "listening on http")
+        conf = _docker("exec", container, "cat", "/tmp/nginx/generated/http.conf").stdout
+        resolvers[bool(extra)] = [line for line in conf.splitlines() if line.startswith("resolver ")]
+    assert resolvers == {False: ["resolver 192.0.2.53 valid=10s ipv6=off;"],
+                         True: ["resolver 192.0.2.99:5353 [2001:db8::1] valid=10s ipv6=off;"]}
+
+
 @pytest.fixture
 def gateway_only(stack, tmp_path):
     """A compose project of its own with only the gateway, started as a first `make up` starts it
@@ -746,6 +761,7 @@ def test_tls_without_certificate_refuses_to_start_naming_the_file(scratch, tmp_p
     ("GATEWAY_TLS=yes", "GATEWAY_TLS must be true or false"),
     ("GATEWAY_LOGIN_RATE=lots", "GATEWAY_LOGIN_RATE must look like"),
     ("GATEWAY_ADMIN_USER=Admin!", "GATEWAY_ADMIN_USER 'Admin!' is not a valid user name"),
+    ("GATEWAY_RESOLVER=10.0.0", "GATEWAY_RESOLVER: '10.0.0' is not an IPv4 address"),
 ])
 def test_bad_settings_refuse_to_start(scratch, env, message):
     result = _gateway_run("-v", f"{scratch('vol')}:/var/lib/gateway/users", "-e", env)

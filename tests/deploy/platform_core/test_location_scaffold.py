@@ -79,7 +79,7 @@ def test_the_new_location_gets_its_compose_service(copy):
     new("acme_sales", copy)
     document = load_compose(render(copy))
     assert document["services"]["acme-sales"]["build"]["args"] == {
-        "LOCATION": "acme_sales", "PACKAGE": "acme_sales", "MODULE": "acme_sales"}
+        "LOCATION": "acme_sales", "PACKAGE": "acme_sales", "MODULE": "acme_sales", "PLATFORM_EXTRAS": "${PLATFORM_EXTRAS:-}"}
     assert "acme-sales" in document["services"]["code-locations-ready"]["depends_on"]
 
 

@@ -73,17 +73,19 @@ def test_each_location_runs_its_own_image_named_as_the_stack_names_images(render
     assert service["build"] == {
         "context": ".",
         "dockerfile": "deploy/docker/code-location.Dockerfile",
-        "args": {"LOCATION": location.name, "PACKAGE": location.package, "MODULE": location.module},
+        "args": {"LOCATION": location.name, "PACKAGE": location.package, "MODULE": location.module,
+                 "PLATFORM_EXTRAS": "${PLATFORM_EXTRAS:-}"},
     }
     assert (REPO / service["build"]["dockerfile"]).is_file()
 
 
 def test_the_build_args_of_the_real_locations(rendered):
     args = {name: rendered["services"][name]["build"]["args"] for name in ("platform", "ingestion", "reporting")}
+    extras = {"PLATFORM_EXTRAS": "${PLATFORM_EXTRAS:-}"}
     assert args == {
-        "platform": {"LOCATION": "platform", "PACKAGE": "platform-ops", "MODULE": "platform_ops"},
-        "ingestion": {"LOCATION": "ingestion", "PACKAGE": "ingestion", "MODULE": "ingestion"},
-        "reporting": {"LOCATION": "reporting", "PACKAGE": "reporting", "MODULE": "reporting"},
+        "platform": {"LOCATION": "platform", "PACKAGE": "platform-ops", "MODULE": "platform_ops", **extras},
+        "ingestion": {"LOCATION": "ingestion", "PACKAGE": "ingestion", "MODULE": "ingestion", **extras},
+        "reporting": {"LOCATION": "reporting", "PACKAGE": "reporting", "MODULE": "reporting", **extras},
     }
 
 

@@ -84,7 +84,9 @@ def service(compose_text: str, location: Location) -> dict:
         "build": {
             "context": ".",
             "dockerfile": "deploy/docker/code-location.Dockerfile",
-            "args": {"LOCATION": location.name, "PACKAGE": location.package, "MODULE": location.module},
+            "args": {"LOCATION": location.name, "PACKAGE": location.package, "MODULE": location.module,
+                     # `make images` builds the Kubernetes variant with PLATFORM_EXTRAS=kubernetes.
+                     "PLATFORM_EXTRAS": "${PLATFORM_EXTRAS:-}"},
         },
         "environment": environment,
     }
