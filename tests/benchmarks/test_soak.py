@@ -41,3 +41,10 @@ def test_connections_are_held_to_the_budget_and_the_role_limits():
     assert soak.connection_verdict(fine)["max_by_role"] == {"dagster": 50, "warehouse": 10}
     over = _samples([{}] * 1, connections=[{"dagster": 90, "warehouse": 20}])
     assert soak.connection_verdict(over)["within_budget"] is False
+
+
+def test_the_busiest_ten_minutes_count_not_the_average():
+    quiet_then_busy = [{"t": t, "cpu_cores": {"daemon": 0.1 if t < 1800 else 0.9}} for t in range(0, 3600, 60)]
+    assert soak.rolling_max_mean(quiet_then_busy, 600) == pytest.approx(0.9)
+    short = [{"t": t, "cpu_cores": {"x": 0.2}} for t in range(0, 300, 60)]
+    assert soak.rolling_max_mean(short, 600) == pytest.approx(0.2)
