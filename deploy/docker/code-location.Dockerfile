@@ -81,4 +81,9 @@ ENV PATH=/opt/venv/bin:${PATH} \
 USER dagster
 WORKDIR /opt/dagster/home
 EXPOSE 4000
-CMD ["sh", "-c", "exec dagster code-server start -h 0.0.0.0 -p 4000 -m \"${DAGSTER_MODULE}.definitions\" --location-name \"${DAGSTER_LOCATION}\""]
+# One process, as Dagster's deploy_docker example runs it: `dagster code-server start` would add a
+# proxy process (~100 MiB, and its own import of Dagster at every start) whose only job is to
+# re-import code on Reload, and code baked into this image only changes with a new image
+# (`make redeploy`). --lazy-load-user-code: a location that fails to import keeps serving its
+# error to the UI instead of exiting (it still loads before it answers health checks).
+CMD ["sh", "-c", "exec dagster api grpc -h 0.0.0.0 -p 4000 -m \"${DAGSTER_MODULE}.definitions\" --location-name \"${DAGSTER_LOCATION}\" --lazy-load-user-code"]

@@ -6,8 +6,10 @@ follows. Only what varies between machines (paths, colours) is normalised."""
 
 import contextlib
 import importlib.util
+import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -330,11 +332,29 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def image_code_server_command(module: str, location: str, port: int) -> list[str]:
+    """The code server command of the location image's CMD (code-location.Dockerfile), for this
+    module and location, on 127.0.0.1:port."""
+    cmd = next(line for line in (REPO / "deploy/docker/code-location.Dockerfile").read_text().splitlines()
+               if line.startswith("CMD "))
+    shell = json.loads(cmd[len("CMD "):])[-1]
+    shell = shell.replace("${DAGSTER_MODULE}", module).replace("${DAGSTER_LOCATION}", location)
+    args = shlex.split(shell.removeprefix("exec "))
+    args[args.index("-h") + 1], args[args.index("-p") + 1] = "127.0.0.1", str(port)
+    return args
+
+
+def test_the_code_server_command_is_the_images():
+    assert image_code_server_command("m", "loc", 1234) == [
+        "dagster", "api", "grpc", "-h", "127.0.0.1", "-p", "1234", "-m", "m.definitions", "--location-name", "loc",
+        "--lazy-load-user-code"]
+
+
 @pytest.fixture(scope="module", autouse=True)
 def broken_location(tmp_path_factory) -> Iterator[dict]:
     """A copy of the platform location whose definitions import a package its pyproject.toml does
     not list (so its image would not have it), checked with `dg check defs` and served by
-    `dagster code-server start` as the stack's code servers run it. Both start as soon as this
+    the command of the location image's CMD, as the stack's code servers run it. Both start as soon as this
     module starts and run on the other core while the in-process tests run."""
     project = tmp_path_factory.mktemp("broken") / "platform"
     shutil.copytree(REPO / "code_locations" / "platform", project,
@@ -350,8 +370,7 @@ def broken_location(tmp_path_factory) -> Iterator[dict]:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         ),
         "code_server": subprocess.Popen(
-            [str(BIN / "dagster"), "code-server", "start", "-m", "platform_ops.definitions",
-             "-d", str(project / "src"), "-h", "127.0.0.1", "-p", str(port), "--location-name", "platform"],
+            [str(BIN / "dagster"), *image_code_server_command("platform_ops", "platform", port)[1:], "-d", str(project / "src")],
             cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: the server it spawns goes with it
         ),

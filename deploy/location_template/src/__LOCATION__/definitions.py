@@ -1,4 +1,4 @@
-"""The __LOCATION__ code location: what its code server loads (`dagster code-server start -m
+"""The __LOCATION__ code location: what its code server loads (`dagster api grpc -m
 __LOCATION__.definitions`) and what `dg dev` / `make dev LOCATION=__LOCATION__` run locally."""
 
 from dagster import Definitions, in_process_executor
