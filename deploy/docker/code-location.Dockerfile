@@ -12,8 +12,7 @@ COPY deploy/platform_core deploy/platform_core
 RUN find code_locations deploy -type f ! -name pyproject.toml -delete \
     && find code_locations deploy -depth -type d -empty -delete
 
-FROM ${PYTHON_IMAGE} AS build
-ARG PACKAGE
+FROM ${PYTHON_IMAGE} AS uv
 ARG UV_VERSION=0.13.9
 # uv finds the build machine's CA bundle through the system store (UV_SYSTEM_CERTS), so the
 # same file works behind a corporate proxy and on a normal machine; nothing is baked in.
@@ -21,13 +20,27 @@ ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_SYSTEM_CERTS=1 UV_PYTHON_DOWNLOAD
     UV_PROJECT_ENVIRONMENT=/opt/venv
 RUN python3 -m pip install --no-cache-dir --break-system-packages "uv==${UV_VERSION}" \
     || python3 -m pip install --no-cache-dir "uv==${UV_VERSION}"
+
+# The location's third-party requirements, pinned and hashed from the lock. Only this file goes on
+# to the install below, and COPY compares content: a location whose requirements did not change
+# keeps its installed layer when uv.lock changes for another one (a location added or removed).
+FROM uv AS requirements
+ARG PACKAGE
 WORKDIR /src
-# Dependencies first, from the lock only: this layer is reused until uv.lock or a manifest changes.
 COPY pyproject.toml uv.lock ./
 COPY --from=manifests /src/ ./
+RUN test -n "${PACKAGE}" || { echo "build arg PACKAGE (the location's distribution name) is required; compose.locations.yaml passes it" >&2; exit 1; }; \
+    uv export --frozen --no-dev --package "${PACKAGE}" --no-emit-workspace --quiet --output-file /requirements.txt
+
+FROM uv AS build
+ARG PACKAGE
+COPY --from=requirements /requirements.txt /tmp/requirements.txt
 RUN --mount=type=cache,target=/root/.cache/uv \
-    test -n "${PACKAGE}" || { echo "build arg PACKAGE (the location's distribution name) is required; compose.locations.yaml passes it" >&2; exit 1; }; \
-    uv sync --frozen --no-dev --package "${PACKAGE}" --no-install-workspace --python python3
+    uv venv --quiet --python python3 /opt/venv \
+    && uv pip install --quiet --python /opt/venv/bin/python -r /tmp/requirements.txt
+WORKDIR /src
+COPY pyproject.toml uv.lock ./
+COPY --from=manifests /src/ ./
 COPY deploy/platform_core deploy/platform_core
 COPY code_locations code_locations
 # A location holding a dbt project gets its manifest here, when the image is built, never at run

@@ -10,17 +10,29 @@ COPY deploy/platform_core deploy/platform_core
 RUN find code_locations deploy -type f ! -name pyproject.toml -delete \
     && find code_locations deploy -depth -type d -empty -delete
 
-FROM ${PYTHON_IMAGE} AS build
+FROM ${PYTHON_IMAGE} AS uv
 ARG UV_VERSION=0.13.9
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_SYSTEM_CERTS=1 UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/opt/venv
 RUN python3 -m pip install --no-cache-dir --break-system-packages "uv==${UV_VERSION}" \
     || python3 -m pip install --no-cache-dir "uv==${UV_VERSION}"
+
+# The instance's third-party requirements, pinned and hashed from the lock; only this file goes on
+# to the install, so a uv.lock change that does not touch them (a location added) keeps that layer.
+FROM uv AS requirements
 WORKDIR /src
 COPY pyproject.toml uv.lock ./
 COPY --from=manifests /src/ ./
+RUN uv export --frozen --no-dev --no-emit-workspace --quiet --output-file /requirements.txt
+
+FROM uv AS build
+COPY --from=requirements /requirements.txt /tmp/requirements.txt
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-workspace --python python3
+    uv venv --quiet --python python3 /opt/venv \
+    && uv pip install --quiet --python /opt/venv/bin/python -r /tmp/requirements.txt
+WORKDIR /src
+COPY pyproject.toml uv.lock ./
+COPY --from=manifests /src/ ./
 # The platform's own package (settings, daemon health, Dagster patches); no location code.
 COPY deploy/platform_core deploy/platform_core
 RUN --mount=type=cache,target=/root/.cache/uv \
