@@ -70,8 +70,10 @@ venv:
 	@$(UV) sync --frozen --all-packages --quiet
 
 .PHONY: test
+# Two workers, each module on one of them and the end-to-end suite in two lanes (conftest.py).
+TEST_WORKERS ?= 2
 test: browser venv locations ## every test: unit, integration (throwaway Postgres) and the compose end-to-end suite
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # One pytest worker per core (pytest-xdist): many of the slow tests wait on a subprocess (the
 # dagster CLI, make), which one process would run in turn. --dist loadfile keeps a file's tests in

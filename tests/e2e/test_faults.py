@@ -23,7 +23,7 @@ pytestmark = pytest.mark.compose
 FLIGHTS = ["ingestion", "flights"]
 WEATHER = ["ingestion", "weather"]
 FIRST_END = "2013-01-05"  # what the replay lands before test_daemon_restart extends it
-STREAM_END = "2013-01-12"
+STREAM_END = "2013-01-10"
 ACTIVE = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
 STUCK = {"STARTING", "STARTED", "CANCELING"}
 ROWS: list[tuple[str, str, str, str]] = []
@@ -263,7 +263,9 @@ def test_killed_run_container_is_failed_by_monitoring_and_retried(stack, dagster
     status, seen = dagster.wait_run(run_id, timeout=900)
     failed_after = time.monotonic() - killed_at
     assert status == "FAILURE", (status, seen)
-    assert "STARTED" in seen, seen
+    # Killed mid-flight (its events say so; polling may see FAILURE first when monitoring is quick).
+    kinds = {e["__typename"] for e in dagster.events(run_id)}
+    assert {"RunStartEvent", "ExecutionStepStartEvent", "RunFailureEvent"} <= kinds, kinds
     retries = dagster.wait_for(f"a retry of {run_id}", lambda: retry_of(dagster, run_id), timeout=900)
     assert len(retries) == 1, retries
     retry = retries[0]
@@ -355,7 +357,7 @@ def test_terminated_run_ends_canceled(stack, dagster):
 
 def test_daemon_restart_mid_stream_ingests_every_landed_day_once(stack, dagster):
     assert landed_days(stack, "flights")[-1] == FIRST_END
-    stack.set_env(REPLAY_SECONDS_PER_DAY="20", REPLAY_END=STREAM_END)
+    stack.set_env(REPLAY_SECONDS_PER_DAY="10", REPLAY_END=STREAM_END)
     stack.compose("up", "-d", "--no-deps", "replay")  # resumes after FIRST_END: the stream goes on
     dagster.wait_for("the replay landing again", lambda: len(landed_days(stack, "flights")) >= 7, timeout=120, interval=1)
 

@@ -1,0 +1,39 @@
+"""The split of `make test` over two workers (conftest.py): a module is one unit of work, and
+the e2e suite two lanes, one of which never brings up the session stack."""
+
+import ast
+import importlib.util
+import inspect
+from pathlib import Path
+
+from xdist.scheduler import LoadScopeScheduling
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+root_conftest = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(root_conftest)
+
+
+def test_a_module_is_one_unit_and_the_e2e_suite_two_lanes():
+    lane = root_conftest.lane
+    assert lane("tests/deploy/test_dagster_yaml.py::test_x") == "tests/deploy/test_dagster_yaml.py"
+    assert lane("code_locations/reporting/tests/test_a.py::test_b[p::q]") == "code_locations/reporting/tests/test_a.py"
+    assert lane("tests/e2e/test_faults.py::test_x") == lane("tests/e2e/test_load.py::test_y") == "e2e-own-stacks"
+    assert lane("tests/e2e/test_stack.py::test_x") == lane("tests/e2e/test_gateway.py::test_y[a]") == "e2e-session-stack"
+
+
+def test_the_own_stack_lane_never_asks_for_the_session_stack():
+    """Each module of that lane exists and, if a test or fixture of it asks for `stack`, defines
+    its own fixture of that name."""
+    for name in root_conftest.E2E_OWN_STACK_LANE:
+        module = ast.parse((ROOT / "tests" / "e2e" / name).read_text())
+        functions = [node for node in module.body if isinstance(node, ast.FunctionDef)]
+        asks = [f.name for f in functions if "stack" in [a.arg for a in f.args.args]]
+        if asks:
+            assert "stack" in [f.name for f in functions], f"{name}: {asks} use the session stack, in the own-stack lane"
+
+
+def test_xdist_still_schedules_by_the_scope_we_override():
+    """The lane scheduler overrides LoadScopeScheduling._split_scope; an xdist upgrade that moves it
+    fails here instead of silently spreading a module over both workers."""
+    assert "nodeid" in inspect.signature(LoadScopeScheduling._split_scope).parameters
