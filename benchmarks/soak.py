@@ -156,6 +156,7 @@ def markdown(result: dict) -> str:
              f"memory slopes after a {WARM_UP_MINUTES}-minute warm-up.\n",
              "| check | measured | verdict |", "|---|---|---|"]
     runs = v["runs"]
+    lines.append(f"| days the replay landed | {v['days_landed']} | – |")
     lines.append(f"| failed runs (FAILURE, CANCELED) | {runs['failed']} of {runs['total']} runs "
                  f"({', '.join(f'{k} {n}' for k, n in sorted(runs['by_status'].items()))}) | "
                  f"{'yes' if runs['failed'] == 0 else 'no'} |")
@@ -194,7 +195,9 @@ def main() -> int:
     parser.add_argument("--seconds-per-day", type=int, default=10, help="REPLAY_SECONDS_PER_DAY (the default pace)")
     parser.add_argument("--user-runs", type=int, default=5, help="canary runs timed at the end, demo still on")
     args = parser.parse_args()
+    # The whole year, as the default stack replays it (the harness's own default stops after 5 days).
     settings = {"REPLAY_ENABLED": "true", "REPLAY_SECONDS_PER_DAY": str(args.seconds_per_day),
+                "REPLAY_START": "2013-01-01", "REPLAY_END": "2013-12-31",
                 "RUN_CONTAINER_KEEP_MINUTES": str(args.keep_minutes)}
     started = utc_now()
     samples: list[dict] = []
@@ -214,10 +217,12 @@ def main() -> int:
                 memory, cpu = stats(stack)
                 sample = {"t": round(tick - begin, 1), "memory_mib": memory, "cpu_cores": cpu,
                           "connections": connections(db),
-                          "exited_run_containers": len(stack.run_containers("status=exited"))}
+                          "exited_run_containers": len(stack.run_containers("status=exited")),
+                          "runs_created": last_run_row(db) - first_row}
                 samples.append(sample)
                 print(f"{sample['t']:7.0f}s  mem {sum(memory.values()):6.0f} MiB  cpu {sum(cpu.values()):4.2f}  "
-                      f"conn {sum(sample['connections'].values()):3d}  exited {sample['exited_run_containers']:3d}",
+                      f"conn {sum(sample['connections'].values()):3d}  exited {sample['exited_run_containers']:3d}  "
+                      f"runs {sample['runs_created']:4d}",
                       flush=True)
                 time.sleep(max(0.0, args.interval - (time.monotonic() - tick)))
             user_runs = []
@@ -227,8 +232,10 @@ def main() -> int:
                 except RuntimeError as exc:  # reported, not raised: the other figures still count
                     print(f"user run: {exc}", flush=True)
             by_status, failed_runs = runs_by_status(db, first_row)
+            landed = stack.landed("flights")
             db.close()
             verdicts = {
+                "days_landed": len(landed),
                 "runs": {"by_status": by_status, "total": sum(by_status.values()),
                          "failed": sum(by_status.get(s, 0) for s in FAILED), "failed_runs": failed_runs},
                 "memory": memory_verdicts(samples, WARM_UP_MINUTES * 60),
