@@ -67,3 +67,59 @@ def test_arrow_connection_commits_on_exit_and_rolls_back_on_error(clean_warehous
     with clean_warehouse.arrow_connection() as conn, conn.cursor() as cursor:
         cursor.execute("INSERT INTO arrowtest.t VALUES (2)")
     assert sql_rows(clean_warehouse, "SELECT v FROM arrowtest.t") == [(2,)]
+
+
+class _Refused(Exception):
+    pass
+
+
+def test_a_transient_refusal_is_retried_until_the_server_answers():
+    """What a run in flight sees while Postgres restarts: refused, then reset, then a connection."""
+    from flights_shared.warehouse import connect_with_retry
+
+    outcomes = [_Refused("connection refused"), _Refused("server closed the connection unexpectedly"), "conn"]
+
+    def connect():
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert connect_with_retry(connect, (_Refused,), retry_seconds=10, describe="warehouse 'w'") == "conn"
+    assert outcomes == []
+
+
+def test_a_wrong_password_is_not_retried_and_a_dead_server_only_for_so_long():
+    from flights_shared.warehouse import connect_with_retry
+
+    calls = []
+
+    def wrong_password():
+        calls.append(1)
+        raise _Refused('FATAL:  password authentication failed for user "w"')
+
+    with pytest.raises(WarehouseConnectionError, match="^cannot connect to warehouse 'w': FATAL"):
+        connect_with_retry(wrong_password, (_Refused,), retry_seconds=30, describe="warehouse 'w'")
+    assert len(calls) == 1
+
+    def dead():
+        raise _Refused("connection refused")
+
+    with pytest.raises(WarehouseConnectionError, match=r"after \d+ attempts over 1 s\): connection refused"):
+        connect_with_retry(dead, (_Refused,), retry_seconds=1, describe="warehouse 'w'")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("kind", ["connection", "arrow_connection"])
+def test_an_unreachable_warehouse_fails_after_the_retry_window_naming_it(warehouse, kind):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    gone = warehouse.model_copy(update={"host": "127.0.0.1", "port": closed, "connect_retry_seconds": 1})
+    with pytest.raises(WarehouseConnectionError) as excinfo:
+        with getattr(gone, kind)():
+            pass
+    assert f"warehouse {warehouse.dbname!r} at 127.0.0.1:{closed}" in str(excinfo.value)
+    assert "attempts over 1 s" in str(excinfo.value)

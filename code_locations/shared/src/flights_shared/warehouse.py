@@ -1,7 +1,8 @@
 """Connection to the warehouse database, configured entirely from the environment."""
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
@@ -20,6 +21,33 @@ class WarehouseConnectionError(RuntimeError):
     """The warehouse refused or could not be reached; message names host, database and user."""
 
 
+# Refusals that waiting does not cure: they fail at once. Anything else (refused, reset, "the
+# database system is starting up", a timeout) is what a Postgres restart looks like from here.
+PERMANENT_CONNECT_ERRORS = ("password authentication failed", "does not exist", "no pg_hba.conf entry",
+                            "too many connections for role", "permission denied")
+
+
+def connect_with_retry(connect: Callable[[], object], errors: tuple[type[BaseException], ...],
+                       retry_seconds: float, describe: str):
+    """connect(), again with backoff while it fails for a transient reason, for up to
+    retry_seconds: a run in flight while Postgres restarts waits for it instead of failing its step
+    (run retries do not cover a failed step). The last error is raised as WarehouseConnectionError."""
+    deadline = time.monotonic() + retry_seconds
+    delay, attempts = 0.5, 0
+    while True:
+        attempts += 1
+        try:
+            return connect()
+        except errors as exc:
+            text = str(exc).strip()
+            permanent = any(marker in text for marker in PERMANENT_CONNECT_ERRORS)
+            if permanent or time.monotonic() + delay > deadline:
+                waited = "" if attempts == 1 else f" (after {attempts} attempts over {retry_seconds:g} s)"
+                raise WarehouseConnectionError(f"cannot connect to {describe}{waited}: {text}") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 class WarehouseResource(ConfigurableResource):
     """Postgres warehouse the pipelines write to (not Dagster's own storage database)."""
 
@@ -29,13 +57,18 @@ class WarehouseResource(ConfigurableResource):
     user: str
     password: str = Field(repr=False)
     connect_timeout_seconds: int = 10
+    # How long a connection attempt is retried while the server is unreachable or restarting.
+    connect_retry_seconds: int = 60
     application_name: str = "dagster-warehouse"
+
+    def _describe(self) -> str:
+        return f"warehouse {self.dbname!r} at {self.host}:{self.port} as {self.user!r}"
 
     @contextmanager
     def connection(self) -> Iterator["psycopg2.extensions.connection"]:
         """A connection whose transaction commits on clean exit and rolls back on error."""
-        try:
-            conn = psycopg2.connect(
+        conn = connect_with_retry(
+            lambda: psycopg2.connect(
                 host=self.host,
                 port=self.port,
                 dbname=self.dbname,
@@ -43,12 +76,9 @@ class WarehouseResource(ConfigurableResource):
                 password=self.password,
                 connect_timeout=self.connect_timeout_seconds,
                 application_name=self.application_name,
-            )
-        except psycopg2.OperationalError as exc:
-            raise WarehouseConnectionError(
-                f"cannot connect to warehouse {self.dbname!r} at {self.host}:{self.port} "
-                f"as {self.user!r}: {str(exc).strip()}"
-            ) from exc
+            ),
+            (psycopg2.OperationalError,), self.connect_retry_seconds, self._describe(),
+        )
         try:
             with conn:
                 yield conn
@@ -64,17 +94,14 @@ class WarehouseResource(ConfigurableResource):
         import adbc_driver_manager
         import adbc_driver_postgresql.dbapi
 
-        try:
-            # "builtin": the driver's own table of Postgres' built-in types instead of reading
-            # pg_type from the server on every connect (~60 ms); COPY needs built-in types only.
-            conn = adbc_driver_postgresql.dbapi.connect(
+        # "builtin": the driver's own table of Postgres' built-in types instead of reading
+        # pg_type from the server on every connect (~60 ms); COPY needs built-in types only.
+        conn = connect_with_retry(
+            lambda: adbc_driver_postgresql.dbapi.connect(
                 self._uri(), db_kwargs={"adbc.postgresql.type_resolver_mode": "builtin"}
-            )
-        except adbc_driver_manager.Error as exc:
-            raise WarehouseConnectionError(
-                f"cannot connect to warehouse {self.dbname!r} at {self.host}:{self.port} "
-                f"as {self.user!r}: {str(exc).strip()}"
-            ) from exc
+            ),
+            (adbc_driver_manager.Error,), self.connect_retry_seconds, self._describe(),
+        )
         try:
             yield conn
             conn.commit()
