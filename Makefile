@@ -70,7 +70,7 @@ venv:
 	@$(UV) sync --frozen --all-packages --quiet
 
 .PHONY: test
-# Two workers, each module on one of them and the end-to-end suite in two lanes (conftest.py).
+# Two workers: each module on one of them, the end-to-end suite in order on one (conftest.py).
 TEST_WORKERS ?= 2
 test: browser venv locations ## every test: unit, integration (throwaway Postgres) and the compose end-to-end suite
 	$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)

@@ -1,5 +1,5 @@
 """The split of `make test` over two workers (conftest.py): a module is one unit of work, and
-the e2e suite two lanes, one of which never brings up the session stack."""
+the e2e suite one lane (a module may get a lane of its own if it never asks for the session stack)."""
 
 import ast
 import importlib.util
@@ -14,23 +14,29 @@ root_conftest = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(root_conftest)
 
 
-def test_a_module_is_one_unit_and_the_e2e_suite_two_lanes():
+def test_a_module_is_one_unit_and_the_e2e_suite_one_lane(monkeypatch):
     lane = root_conftest.lane
     assert lane("tests/deploy/test_dagster_yaml.py::test_x") == "tests/deploy/test_dagster_yaml.py"
     assert lane("code_locations/reporting/tests/test_a.py::test_b[p::q]") == "code_locations/reporting/tests/test_a.py"
-    assert lane("tests/e2e/test_faults.py::test_x") == lane("tests/e2e/test_load.py::test_y") == "e2e-own-stacks"
-    assert lane("tests/e2e/test_stack.py::test_x") == lane("tests/e2e/test_gateway.py::test_y[a]") == "e2e-session-stack"
+    assert lane("tests/e2e/test_faults.py::test_x") == lane("tests/e2e/test_stack.py::test_y[a]") == "e2e"
+    monkeypatch.setattr(root_conftest, "E2E_OWN_LANE", {"test_load.py"})
+    assert lane("tests/e2e/test_load.py::test_x") == "e2e-test_load.py" != lane("tests/e2e/test_faults.py::test_x")
 
 
-def test_the_own_stack_lane_never_asks_for_the_session_stack():
-    """Each module of that lane exists and, if a test or fixture of it asks for `stack`, defines
-    its own fixture of that name."""
-    for name in root_conftest.E2E_OWN_STACK_LANE:
-        module = ast.parse((ROOT / "tests" / "e2e" / name).read_text())
-        functions = [node for node in module.body if isinstance(node, ast.FunctionDef)]
-        asks = [f.name for f in functions if "stack" in [a.arg for a in f.args.args]]
-        if asks:
-            assert "stack" in [f.name for f in functions], f"{name}: {asks} use the session stack, in the own-stack lane"
+def asks_for_the_session_stack(name: str) -> list[str]:
+    """The tests and fixtures of an e2e module that ask for `stack` without the module defining it."""
+    module = ast.parse((ROOT / "tests" / "e2e" / name).read_text())
+    functions = [node for node in module.body if isinstance(node, ast.FunctionDef)]
+    if "stack" in [f.name for f in functions]:
+        return []
+    return [f.name for f in functions if "stack" in [a.arg for a in f.args.args]]
+
+
+def test_a_module_with_a_lane_of_its_own_never_asks_for_the_session_stack():
+    """Else its worker would bring up a second session stack."""
+    assert asks_for_the_session_stack("test_stack.py") and not asks_for_the_session_stack("test_faults.py")
+    for name in root_conftest.E2E_OWN_LANE:
+        assert not asks_for_the_session_stack(name), name
 
 
 def test_xdist_still_schedules_by_the_scope_we_override():
