@@ -23,7 +23,7 @@ pytestmark = pytest.mark.compose
 FLIGHTS = ["ingestion", "flights"]
 WEATHER = ["ingestion", "weather"]
 FIRST_END = "2013-01-05"  # what the replay lands before test_daemon_restart extends it
-STREAM_END = "2013-01-10"
+STREAM_END = "2013-01-12"
 ACTIVE = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
 STUCK = {"STARTING", "STARTED", "CANCELING"}
 ROWS: list[tuple[str, str, str, str]] = []
@@ -357,7 +357,7 @@ def test_terminated_run_ends_canceled(stack, dagster):
 
 def test_daemon_restart_mid_stream_ingests_every_landed_day_once(stack, dagster):
     assert landed_days(stack, "flights")[-1] == FIRST_END
-    stack.set_env(REPLAY_SECONDS_PER_DAY="10", REPLAY_END=STREAM_END)
+    stack.set_env(REPLAY_SECONDS_PER_DAY="20", REPLAY_END=STREAM_END)
     stack.compose("up", "-d", "--no-deps", "replay")  # resumes after FIRST_END: the stream goes on
     dagster.wait_for("the replay landing again", lambda: len(landed_days(stack, "flights")) >= 7, timeout=120, interval=1)
 
