@@ -87,22 +87,26 @@ class BenchStack(ComposeStack):
         state = self.client.query(SENSOR, sel=sel)["sensorOrError"]["sensorState"]
         self.client.query(STOP_SENSOR, id=state["id"])
 
-    def memory_mib(self, runs: bool = True) -> dict[str, float]:
-        """Current memory of this stack's running containers by name: the services, and the run
-        containers unless runs=False."""
+    def usage(self, runs: bool = True) -> dict[str, tuple[float, float]]:
+        """One `docker stats` of this stack's running containers by name: (memory MiB, CPU cores)
+        of the services, and of the run containers unless runs=False."""
         ids = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={self.project}"],
                              capture_output=True, text=True, check=True).stdout.split()
         if runs:
             ids += self.run_containers("status=running")
         if not ids:
             return {}
-        out = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}", *ids],
+        out = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}\t{{.CPUPerc}}", *ids],
                              capture_output=True, text=True, check=False).stdout
         usage = {}
         for line in out.splitlines():
-            name, mem = line.split("\t")
-            usage[name] = self.parse_mib(mem.split("/")[0].strip())
+            name, mem, cpu = line.split("\t")
+            usage[name] = (self.parse_mib(mem.split("/")[0].strip()), float(cpu.rstrip("%") or 0) / 100)
         return usage
+
+    def memory_mib(self, runs: bool = True) -> dict[str, float]:
+        """Current memory of this stack's running containers by name (usage())."""
+        return {name: mib for name, (mib, _) in self.usage(runs).items()}
 
     @staticmethod
     def parse_mib(value: str) -> float:

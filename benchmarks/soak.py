@@ -108,19 +108,13 @@ def rolling_max_mean(samples: list[dict], window_s: float) -> float:
 
 
 def stats(stack: BenchStack) -> tuple[dict[str, float], dict[str, float]]:
-    """One `docker stats` of the stack's services and run containers: memory (MiB) and CPU (cores)."""
-    ids = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={stack.project}"],
-                         capture_output=True, text=True, check=True).stdout.split()
-    ids += stack.run_containers("status=running")
-    out = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}\t{{.CPUPerc}}", *ids],
-                         capture_output=True, text=True, check=False).stdout
+    """Memory (MiB) and CPU (cores) by service, the run containers summed as one."""
     memory, cpu = {}, {}
-    for line in out.splitlines():
-        name, mem, cpu_text = line.split("\t")
+    for name, (mib, cores) in stack.usage().items():
         service = stack.service_name(name)
         service = "run containers" if service.startswith("run:") else service
-        memory[service] = memory.get(service, 0.0) + BenchStack.parse_mib(mem.split("/")[0].strip())
-        cpu[service] = cpu.get(service, 0.0) + float(cpu_text.rstrip("%") or 0) / 100
+        memory[service] = memory.get(service, 0.0) + mib
+        cpu[service] = cpu.get(service, 0.0) + cores
     return memory, cpu
 
 
