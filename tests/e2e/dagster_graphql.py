@@ -35,7 +35,7 @@ query Run($runId: ID!) { runOrError(runId: $runId) { __typename
 RUN_EVENTS = """
 query Events($runId: ID!) { logsForRun(runId: $runId, limit: 1000) { __typename
     ... on EventConnection { events { __typename
-        ... on MessageEvent { message }
+        ... on MessageEvent { message timestamp }
         ... on LogsCapturedEvent { fileKey stepKeys }
         ... on ExecutionStepStartEvent { stepKey timestamp } } }
     ... on PythonError { message } } }
