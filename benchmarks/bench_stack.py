@@ -104,6 +104,35 @@ class BenchStack(ComposeStack):
             usage[name] = (self.parse_mib(mem.split("/")[0].strip()), float(cpu.rstrip("%") or 0) / 100)
         return usage
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time each running service container has used since it started, by service, from its
+        cgroup (v1 cpuacct or v2 cpu.stat, cgroupfs or systemd layout); {} where neither is readable."""
+        out = subprocess.run(["docker", "ps", "--no-trunc", "--format", "{{.ID}}\t{{.Names}}", "--filter",
+                              f"label=com.docker.compose.project={self.project}"],
+                             capture_output=True, text=True, check=True).stdout
+        used = {}
+        for line in out.splitlines():
+            container_id, name = line.split("\t")
+            seconds = cgroup_cpu_seconds(container_id)
+            if seconds is not None:
+                used[self.service_name(name)] = seconds
+        return used
+
+    def one_shot_seconds(self) -> dict[str, float]:
+        """Wall time of the services that ran and exited (preflight, init): their cgroups are gone."""
+        ids = subprocess.run(["docker", "ps", "-aq", "--filter", "status=exited", "--filter",
+                              f"label=com.docker.compose.project={self.project}"],
+                             capture_output=True, text=True, check=True).stdout.split()
+        if not ids:
+            return {}
+        out = subprocess.run(["docker", "inspect", "-f", "{{.Name}}\t{{.State.StartedAt}}\t{{.State.FinishedAt}}", *ids],
+                             capture_output=True, text=True, check=True).stdout
+        walls = {}
+        for line in out.splitlines():
+            name, started, finished = line.split("\t")
+            walls[self.service_name(name.lstrip("/"))] = docker_time(finished) - docker_time(started)
+        return walls
+
     def memory_mib(self, runs: bool = True) -> dict[str, float]:
         """Current memory of this stack's running containers by name (usage())."""
         return {name: mib for name, (mib, _) in self.usage(runs).items()}
@@ -118,6 +147,31 @@ class BenchStack(ComposeStack):
         """flights-bench-abc123-webserver-viewer-1 -> webserver-viewer."""
         prefix = self.project + "-"
         return container[len(prefix):].rsplit("-", 1)[0] if container.startswith(prefix) else "run:" + container[:12]
+
+
+def cgroup_cpu_seconds(container_id: str) -> float | None:
+    candidates = [
+        (Path(f"/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage"), 1e-9),
+        (Path(f"/sys/fs/cgroup/cpu,cpuacct/docker/{container_id}/cpuacct.usage"), 1e-9),
+        (Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat"), 1e-6),
+        (Path(f"/sys/fs/cgroup/docker/{container_id}/cpu.stat"), 1e-6),
+    ]
+    for path, unit in candidates:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        if path.name == "cpu.stat":
+            usage = dict(line.split() for line in text.splitlines())
+            return int(usage["usage_usec"]) * unit
+        return int(text) * unit
+    return None
+
+
+def docker_time(value: str) -> float:
+    """Docker's RFC 3339 nanosecond timestamps as epoch seconds."""
+    whole, _, fraction = value.rstrip("Z").partition(".")
+    return dt.datetime.fromisoformat(f"{whole}.{(fraction + '000000')[:6]}+00:00").timestamp()
 
 
 def utc_now() -> str:

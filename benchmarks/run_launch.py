@@ -8,10 +8,10 @@ queue (mutation -> the daemon dequeues it), launcher (-> Docker started the cont
 (-> the container's RUN_START: Python, Dagster, the location's code, the instance) and plan
 (-> the first step starts)."""
 
-import datetime as dt
 import subprocess
 import time
 
+from bench_stack import docker_time
 from figures import Figure, Target
 
 NAME = "run_launch"
@@ -54,11 +54,8 @@ def container_started(run_id: str) -> float | None:
                          capture_output=True, text=True, check=True).stdout.split()
     if not ids:
         return None
-    started = subprocess.run(["docker", "inspect", "-f", "{{.State.StartedAt}}", ids[0]],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    # RFC 3339 with nanoseconds: keep microseconds for fromisoformat.
-    whole, _, fraction = started.rstrip("Z").partition(".")
-    return dt.datetime.fromisoformat(f"{whole}.{(fraction + '000000')[:6]}+00:00").timestamp()
+    return docker_time(subprocess.run(["docker", "inspect", "-f", "{{.State.StartedAt}}", ids[0]],
+                                      capture_output=True, text=True, check=True).stdout.strip())
 
 
 def launch_phases(begin: float, events: list[dict], started: float | None, first_step: float) -> dict:
