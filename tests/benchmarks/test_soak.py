@@ -1,6 +1,7 @@
 """The soak's verdicts (benchmarks/soak.py) on made-up samples: a leak, a pile-up of exited
 run containers and an over-budget peak are each called out; steady figures pass."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -48,3 +49,15 @@ def test_the_busiest_ten_minutes_count_not_the_average():
     assert soak.rolling_max_mean(quiet_then_busy, 600) == pytest.approx(0.9)
     short = [{"t": t, "cpu_cores": {"x": 0.2}} for t in range(0, 300, 60)]
     assert soak.rolling_max_mean(short, 600) == pytest.approx(0.2)
+
+
+def _evaluation(run_id, check, success, blocking=True, partition="2013-02-12"):
+    specific = {"__class__": "AssetCheckEvaluation", "asset_key": {"__class__": "AssetKey", "path": ["ingestion", "weather"]},
+                "check_name": check, "success": success, "blocking": blocking, "partition": partition}
+    return run_id, json.dumps({"dagster_event": {"event_specific_data": specific}})
+
+
+def test_a_run_refused_by_a_blocking_check_is_told_apart_from_a_platform_failure():
+    rows = [_evaluation("r1", "required_columns", True), _evaluation("r1", "values_in_physical_range", False),
+            _evaluation("r2", "no_duplicate_rows", False, blocking=False), _evaluation("r3", "no_null_keys", True)]
+    assert soak.failed_blocking_checks(rows) == {"r1": ["ingestion/weather/values_in_physical_range 2013-02-12"]}
