@@ -215,8 +215,6 @@ async def serve(policy: Policy, socket_path: str, host: str, port: int) -> None:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if sys.argv[1:] == ["--healthcheck"]:
-        return healthcheck()
     try:
         policy = Policy(os.environ.get("SOCKET_PROXY_ROLE", ""), os.environ.get("PLATFORM_PROJECT", ""))
     except ValueError as exc:
@@ -224,15 +222,6 @@ def main() -> int:
         return 2
     asyncio.run(serve(policy, DOCKER_SOCKET, "0.0.0.0", PORT))
     return 0
-
-
-def healthcheck() -> int:
-    """Docker answers /_ping through this proxy."""
-    import http.client
-
-    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=4)
-    conn.request("GET", "/_ping")
-    return 0 if conn.getresponse().status == 200 else 1
 
 
 if __name__ == "__main__":
