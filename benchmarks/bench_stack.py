@@ -104,6 +104,26 @@ class BenchStack(ComposeStack):
             usage[name] = (self.parse_mib(mem.split("/")[0].strip()), float(cpu.rstrip("%") or 0) / 100)
         return usage
 
+    def anon_mib(self, runs: bool = True) -> dict[str, float]:
+        """Anonymous (private, non-reclaimable) memory of each running container by name, from its
+        cgroup: what a leak grows. `docker stats` also counts the page cache and shared memory
+        (Postgres' shared_buffers), which fill up to their bound as data grows. {} where unreadable."""
+        out = subprocess.run(["docker", "ps", "--no-trunc", "--format", "{{.ID}}\t{{.Names}}", "--filter",
+                              f"label=com.docker.compose.project={self.project}"],
+                             capture_output=True, text=True, check=True).stdout.splitlines()
+        if runs:
+            ids = self.run_containers("status=running")
+            if ids:
+                out += subprocess.run(["docker", "inspect", "-f", "{{.Id}}\t{{.Name}}", *ids], capture_output=True,
+                                      text=True, check=False).stdout.replace("\t/", "\t").splitlines()
+        anon = {}
+        for line in out:
+            container_id, name = line.split("\t")
+            mib = cgroup_anon_mib(container_id)
+            if mib is not None:
+                anon[name] = mib
+        return anon
+
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time each running service container has used since it started, by service, from its
         cgroup (v1 cpuacct or v2 cpu.stat, cgroupfs or systemd layout); {} where neither is readable."""
@@ -165,6 +185,21 @@ def cgroup_cpu_seconds(container_id: str) -> float | None:
             usage = dict(line.split() for line in text.splitlines())
             return int(usage["usage_usec"]) * unit
         return int(text) * unit
+    return None
+
+
+def cgroup_anon_mib(container_id: str) -> float | None:
+    candidates = [
+        (Path(f"/sys/fs/cgroup/memory/docker/{container_id}/memory.stat"), "total_rss"),
+        (Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/memory.stat"), "anon"),
+        (Path(f"/sys/fs/cgroup/docker/{container_id}/memory.stat"), "anon"),
+    ]
+    for path, key in candidates:
+        try:
+            stat = dict(line.split() for line in path.read_text().splitlines())
+        except OSError:
+            continue
+        return int(stat[key]) / 2**20
     return None
 
 

@@ -29,11 +29,26 @@ def test_a_leak_is_not_flat_and_noise_is():
     assert verdicts["daemon"]["first_mib"] == 310  # the warm-up's samples are left out
 
 
+def test_a_small_service_is_not_called_leaking_for_noise():
+    proxy = [{"socket-proxy": 12.8 + (i % 5) * 0.1 + i * 0.027} for i in range(60)]  # +1.6 MiB/h on 14 MiB
+    assert soak.memory_verdicts(_samples(proxy), warm_up_s=300)["socket-proxy"]["flat"] is True
+
+
 def test_exited_run_containers_must_stop_growing():
     steady = _samples([{}] * 10, exited=[1, 3, 5, 6, 6, 5, 6, 4, 6, 5])
     growing = _samples([{}] * 10, exited=[1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
     assert soak.exited_verdict(steady)["bounded"] is True
     assert soak.exited_verdict(growing) == {"max_first_half": 5, "max_second_half": 10, "last": 10, "bounded": False}
+    plateau = _samples([{}] * 6, exited=[40, 120, 133, 131, 134, 130])  # one run more at the plateau
+    assert soak.exited_verdict(plateau)["bounded"] is True
+
+
+def test_memory_is_judged_on_the_series_asked_for():
+    samples = _samples([{"postgres": 100 + i * 3} for i in range(60)])  # docker stats: cache filling
+    for i, sample in enumerate(samples):
+        sample["anon_mib"] = {"postgres": 40 + (i % 2)}
+    assert soak.memory_verdicts(samples, 300)["postgres"]["flat"] is False
+    assert soak.memory_verdicts(samples, 300, "anon_mib")["postgres"]["flat"] is True
 
 
 def test_connections_are_held_to_the_budget_and_the_role_limits():
