@@ -21,7 +21,7 @@ the watchdog on, for --minutes (60 by default), sampled every --interval seconds
 
     uv run --frozen python benchmarks/soak.py [--minutes 60] [--keep-minutes 15]
 
-Writes benchmarks/results/<date>-soak.json and .md. Like every benchmark it reports and never
+Writes benchmarks/results/<date>-soak.json and .md (<date>-soak-<N>min.* for another length). Like every benchmark it reports and never
 fails; the verdicts are in the table."""
 
 import argparse
@@ -305,7 +305,8 @@ def main() -> int:
                                     cwd=RESULTS.parent).stdout.strip(),
               "verdicts": verdicts, "samples": samples, "logs_tail": logs}
     RESULTS.mkdir(exist_ok=True)
-    stem = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d") + "-soak"
+    # A shorter soak (a check while developing) does not overwrite the hour's result of the day.
+    stem = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d") + "-soak" + ("" if args.minutes == 60 else f"-{args.minutes:g}min")
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / f"{stem}.md").write_text(markdown(result))
     print("\n" + markdown(result))
