@@ -76,3 +76,9 @@ def test_a_run_refused_by_a_blocking_check_is_told_apart_from_a_platform_failure
     rows = [_evaluation("r1", "required_columns", True), _evaluation("r1", "values_in_physical_range", False),
             _evaluation("r2", "no_duplicate_rows", False, blocking=False), _evaluation("r3", "no_null_keys", True)]
     assert soak.failed_blocking_checks(rows) == {"r1": ["ingestion/weather/values_in_physical_range 2013-02-12"]}
+
+
+def test_run_containers_cpu_is_all_containers_less_the_services():
+    before = (100.0, {"daemon": 10.0, "postgres": 50.0}, 1000.0)
+    after = (110.0, {"daemon": 11.0, "postgres": 53.0}, 1012.0)  # 12 CPU-s in 10 s, 4 of them the services'
+    assert soak.cpu_between(before, after) == pytest.approx({"daemon": 0.1, "postgres": 0.3, "run containers": 0.8})
