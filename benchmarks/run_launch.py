@@ -4,7 +4,7 @@ nothing but `python -c "import dagster"` (a run container can't start its step s
 
 The launch is also cut into phases, from the run's own events and its container's start time, so
 the table shows where the time above the floor goes:
-queue (mutation -> the daemon dequeues it), launcher (-> Docker started the container), boot
+queue (mutation -> the daemon takes it off the queue: RUN_STARTING), launcher (-> Docker started the container), boot
 (-> the container's RUN_START: Python, Dagster, the location's code, the instance) and plan
 (-> the first step starts)."""
 
@@ -61,7 +61,7 @@ def container_started(run_id: str) -> float | None:
 def launch_phases(begin: float, events: list[dict], started: float | None, first_step: float) -> dict:
     """Seconds spent in each phase of one launch (see the module docstring)."""
     times = {e["__typename"]: event_time(e) for e in reversed(events) if "timestamp" in e}
-    dequeued, run_start = times.get("RunDequeuedEvent"), times.get("RunStartEvent")
+    dequeued, run_start = times.get("RunStartingEvent"), times.get("RunStartEvent")
     if dequeued is None or run_start is None or started is None:
         return {}
     return {"queue": dequeued - begin, "launcher": started - dequeued, "boot": run_start - started,
@@ -104,8 +104,8 @@ def run(ctx) -> list[Figure]:
 
 
 PHASES = {
-    "queue": "mutation -> dequeued by the daemon",
-    "launcher": "dequeued -> container started",
+    "queue": "mutation -> RUN_STARTING (off the queue)",
+    "launcher": "RUN_STARTING -> container started",
     "boot": "container started -> RUN_START",
     "plan": "RUN_START -> first step start",
 }
