@@ -59,7 +59,7 @@ query Mats($key: AssetKeyInput!, $partitions: [String!]) { assetNodeOrError(asse
 
 RUNS = """
 query Runs($filter: RunsFilter) { runsOrError(filter: $filter, limit: 500) { __typename
-    ... on Runs { results { runId status jobName tags { key value } } }
+    ... on Runs { results { runId status jobName startTime endTime tags { key value } } }
     ... on PythonError { message } } }
 """
 
