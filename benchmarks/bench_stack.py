@@ -104,13 +104,17 @@ class BenchStack(ComposeStack):
             usage[name] = (self.parse_mib(mem.split("/")[0].strip()), float(cpu.rstrip("%") or 0) / 100)
         return usage
 
+    def service_containers(self) -> list[str]:
+        """"<full id>\t<name>" of each running service container of this stack."""
+        return subprocess.run(["docker", "ps", "--no-trunc", "--format", "{{.ID}}\t{{.Names}}", "--filter",
+                               f"label=com.docker.compose.project={self.project}"],
+                              capture_output=True, text=True, check=True).stdout.splitlines()
+
     def anon_mib(self, runs: bool = True) -> dict[str, float]:
         """Anonymous (private, non-reclaimable) memory of each running container by name, from its
         cgroup: what a leak grows. `docker stats` also counts the page cache and shared memory
         (Postgres' shared_buffers), which fill up to their bound as data grows. {} where unreadable."""
-        out = subprocess.run(["docker", "ps", "--no-trunc", "--format", "{{.ID}}\t{{.Names}}", "--filter",
-                              f"label=com.docker.compose.project={self.project}"],
-                             capture_output=True, text=True, check=True).stdout.splitlines()
+        out = self.service_containers()
         if runs:
             ids = self.run_containers("status=running")
             if ids:
@@ -127,11 +131,8 @@ class BenchStack(ComposeStack):
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time each running service container has used since it started, by service, from its
         cgroup (v1 cpuacct or v2 cpu.stat, cgroupfs or systemd layout); {} where neither is readable."""
-        out = subprocess.run(["docker", "ps", "--no-trunc", "--format", "{{.ID}}\t{{.Names}}", "--filter",
-                              f"label=com.docker.compose.project={self.project}"],
-                             capture_output=True, text=True, check=True).stdout
         used = {}
-        for line in out.splitlines():
+        for line in self.service_containers():
             container_id, name = line.split("\t")
             seconds = cgroup_cpu_seconds(container_id)
             if seconds is not None:
@@ -170,38 +171,30 @@ class BenchStack(ComposeStack):
 
 
 def cgroup_cpu_seconds(container_id: str) -> float | None:
-    candidates = [
-        (Path(f"/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage"), 1e-9),
-        (Path(f"/sys/fs/cgroup/cpu,cpuacct/docker/{container_id}/cpuacct.usage"), 1e-9),
-        (Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat"), 1e-6),
-        (Path(f"/sys/fs/cgroup/docker/{container_id}/cpu.stat"), 1e-6),
-    ]
-    for path, unit in candidates:
-        try:
-            text = path.read_text()
-        except OSError:
-            continue
-        if path.name == "cpu.stat":
-            usage = dict(line.split() for line in text.splitlines())
-            return int(usage["usage_usec"]) * unit
-        return int(text) * unit
-    return None
+    return _cpu_counter([f"cpuacct/docker/{container_id}/cpuacct.usage",
+                         f"cpu,cpuacct/docker/{container_id}/cpuacct.usage",
+                         f"system.slice/docker-{container_id}.scope/cpu.stat",
+                         f"docker/{container_id}/cpu.stat"])
 
 
 def all_containers_cpu_seconds() -> float | None:
     """CPU time every Docker container used since the engine started, exited and removed ones
     included (a parent cgroup keeps its children's charge): the only way to count run containers
     that live a few seconds between two samples. None with the systemd cgroup driver (no parent)."""
-    for path, unit in ((Path("/sys/fs/cgroup/cpuacct/docker/cpuacct.usage"), 1e-9),
-                       (Path("/sys/fs/cgroup/cpu,cpuacct/docker/cpuacct.usage"), 1e-9),
-                       (Path("/sys/fs/cgroup/docker/cpu.stat"), 1e-6)):
+    return _cpu_counter(["cpuacct/docker/cpuacct.usage", "cpu,cpuacct/docker/cpuacct.usage", "docker/cpu.stat"])
+
+
+def _cpu_counter(paths: list[str]) -> float | None:
+    """Seconds from the first readable of these cgroup files: v1 cpuacct.usage (ns) or v2 cpu.stat (usage_usec)."""
+    for relative in paths:
+        path = Path("/sys/fs/cgroup") / relative
         try:
             text = path.read_text()
         except OSError:
             continue
         if path.name == "cpu.stat":
-            return int(dict(line.split() for line in text.splitlines())["usage_usec"]) * unit
-        return int(text) * unit
+            return int(dict(line.split() for line in text.splitlines())["usage_usec"]) * 1e-6
+        return int(text) * 1e-9
     return None
 
 
