@@ -21,8 +21,11 @@ prepare: .env locations ## one-time: Docker engine + base images where needed (n
 	  echo "prepare: docker, compose and base images present"; \
 	elif [ -x $(PREPARE_DOCKER) ]; then $(PREPARE_DOCKER) $(BASE_IMAGES); \
 	else echo "prepare: docker compose is not usable and $(PREPARE_DOCKER) is absent: install Docker with Compose v2" >&2; exit 1; fi
+	@$(MAKE) -s docker-gid
 
-# Generated once, never overwritten: random passwords and the Docker socket's group.
+# Generated once, never overwritten: random passwords and the Docker socket's group (docker-gid keeps
+# that one line current: on a fresh machine .env is written before prepare-docker starts dockerd,
+# and a restarted engine may own its socket with another group).
 .env:
 	@umask 077; { \
 	  echo "# written by make prepare on $$(date -u +%F); see .env.example for every setting"; \
@@ -31,12 +34,21 @@ prepare: .env locations ## one-time: Docker engine + base images where needed (n
 	  echo "DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)"; \
 	} > .env; echo "prepare: wrote .env with generated passwords"
 
+.PHONY: docker-gid
+docker-gid: .env
+	@gid=$$(stat -c %g /var/run/docker.sock 2>/dev/null) || exit 0; \
+	have=$$(sed -n 's/^DOCKER_GID=//p' .env | tail -n 1); \
+	if [ "$$have" != "$$gid" ]; then \
+	  if grep -q '^DOCKER_GID=' .env; then sed -i "s/^DOCKER_GID=.*/DOCKER_GID=$$gid/" .env; else echo "DOCKER_GID=$$gid" >> .env; fi; \
+	  echo "prepare: DOCKER_GID in .env was '$$have' but /var/run/docker.sock belongs to group $$gid: updated that line"; \
+	fi
+
 .PHONY: locations
 locations: ## regenerate compose.locations.yaml from the registry (dg.toml); make prepare/up/location do it
 	@$(PLATFORM_CLI) compose
 
 .PHONY: up
-up: .env locations ## build and start the stack in the background, wait until healthy (also after adding or removing a location)
+up: .env docker-gid locations ## build and start the stack in the background, wait until healthy (also after adding or removing a location)
 	docker compose up -d --build --wait --remove-orphans
 	@$(MAKE) -s workspace-sync
 

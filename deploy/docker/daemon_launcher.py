@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """dagster-daemon with the platform's patches of Dagster internals applied first
 (platform_core.dagster_patches): run monitoring fails a STARTING run whose container died within
-one monitoring pass instead of after the start timeout.
+one monitoring pass instead of after the start timeout; the storages share a small connection pool
+instead of connecting per query; the run queue is polled every 0.25 s instead of every 1-1.5 s.
 
 Usage: the same arguments as dagster-daemon (compose runs this instead of it)."""
 

@@ -30,6 +30,10 @@ MAX_AUTOMATION_RUNS = settings.integer("DAGSTER_MAX_CONCURRENT_AUTOMATION_RUNS",
 RUN_MEM_LIMIT = settings.text("RUN_MEM_LIMIT", "1g", doc="memory limit of each run container (Docker units: 512m, 1g)")
 RUN_CPUS = settings.number("RUN_CPUS", 1.0, minimum=0.01, doc="CPUs of each run container")
 RUN_PIDS_LIMIT = settings.integer("RUN_PIDS_LIMIT", 512, minimum=16, doc="processes/threads of each run container")
+CREATE_SCHEMA = settings.boolean(
+    "DAGSTER_CREATE_SCHEMA", False,
+    doc="create Dagster's tables on an empty database: dagster-init only; every other process skips "
+        "looking for them (three connections and catalog queries per instance: each run, each sensor tick)")
 MEMORY = re.compile(r"^\d+[bkmg]?$", re.IGNORECASE)
 
 
@@ -46,6 +50,7 @@ def values(env: Mapping[str, str]) -> dict[str, str]:
         "RUN_MEM_LIMIT": memory,
         "RUN_NANO_CPUS": str(round(RUN_CPUS.get(env) * 1e9)),
         "RUN_PIDS_LIMIT": str(RUN_PIDS_LIMIT.get(env)),
+        "DAGSTER_CREATE_SCHEMA": "true" if CREATE_SCHEMA.get(env) else "false",
     }
 
 

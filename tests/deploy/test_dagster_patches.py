@@ -19,6 +19,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DAEMON_PATCH = "revisit platform_core.dagster_patches.patch_daemon_statuses (UI daemon health)"
 POOL_PATCH = "revisit platform_core.dagster_patches.patch_pool_pre_ping (webserver storage pool)"
 STARTING_PATCH = "revisit platform_core.dagster_patches.patch_starting_run_worker_health (run monitoring)"
+DAEMON_POOL_PATCH = "revisit platform_core.dagster_patches.patch_daemon_storage_pool (daemon storage pool)"
+DEQUEUE_PATCH = "revisit platform_core.dagster_patches.patch_dequeue_interval (run queue interval)"
 
 
 def signature(obj) -> str:
@@ -109,6 +111,37 @@ def test_guard_webserver_storages_still_pool_with_pool_size():
         )
 
 
+def test_guard_daemon_storages_connect_per_use_with_nullpool():
+    """The daemon's pool replaces the NullPool each storage asks create_pg_engine for."""
+    for name in dagster_patches.STORAGE_MODULES:
+        module = importlib.import_module(name)
+        storage = next(c for c in vars(module).values()
+                       if inspect.isclass(c) and c.__module__ == name and hasattr(c, "optimize_for_webserver"))
+        source = inspect.getsource(storage.__init__)
+        assert "create_pg_engine(" in source and "poolclass=db_pool.NullPool" in source, (
+            f"{storage.__name__}.__init__ no longer builds a NullPool engine with create_pg_engine: {DAEMON_POOL_PATCH}")
+
+
+# --- upgrade guards: run queue interval -------------------------------------------------------
+
+
+def test_guard_queue_daemon_loop_is_interval_daemons_with_half_second_waits():
+    from dagster._daemon import controller
+    from dagster._daemon.daemon import IntervalDaemon
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+
+    assert not hasattr(QueuedRunCoordinatorDaemon.core_loop, "__platform_core_patch__"), "a test left the patch applied"
+    assert QueuedRunCoordinatorDaemon.core_loop is IntervalDaemon.core_loop, (
+        f"QueuedRunCoordinatorDaemon has its own core_loop now: {DEQUEUE_PATCH}")
+    loop = inspect.getsource(IntervalDaemon.core_loop)
+    assert "shutdown_event.wait(0.5)" in loop and loop.count("shutdown_event") == 2, (
+        f"IntervalDaemon.core_loop waits differently (the patch caps shutdown_event.wait): {DEQUEUE_PATCH}")
+    assert signature(QueuedRunCoordinatorDaemon.__init__) == "(self, interval_seconds, page_size=100) -> None", (
+        f"QueuedRunCoordinatorDaemon.__init__ changed: {DEQUEUE_PATCH}")
+    assert "QueuedRunCoordinatorDaemon(\n            interval_seconds=" in inspect.getsource(
+        controller.create_daemon_of_type), f"the controller builds the queue daemon differently: {DEQUEUE_PATCH}"
+
+
 # --- upgrade guards: worker health of STARTING runs -------------------------------------------
 
 
@@ -151,6 +184,10 @@ def restore_patch_targets(monkeypatch):
 
     monkeypatch.setattr(DagsterInstance, "get_daemon_statuses", DagsterInstance.get_daemon_statuses)
     monkeypatch.setattr(run_monitoring, "monitor_starting_run", run_monitoring.monitor_starting_run)
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+
+    monkeypatch.setattr(QueuedRunCoordinatorDaemon, "__init__", QueuedRunCoordinatorDaemon.__init__)
+    monkeypatch.setattr(QueuedRunCoordinatorDaemon, "core_loop", QueuedRunCoordinatorDaemon.core_loop)
     for name in dagster_patches.STORAGE_MODULES:
         module = importlib.import_module(name)
         monkeypatch.setattr(module, "create_pg_engine", module.create_pg_engine)
@@ -218,6 +255,66 @@ def test_pool_pre_ping_on_pooled_engines_only(restore_patch_targets):
         explicit = importlib.import_module(storage_class.__module__).create_pg_engine(
             url, None, pool_size=1, pool_pre_ping=False)
         assert explicit.pool._pre_ping is False  # an explicit choice is kept
+
+
+def test_daemon_pool_replaces_nullpool_and_keeps_the_peak_uncapped(restore_patch_targets):
+    """Never connects: the engines are inspected, not used."""
+    from dagster_postgres.event_log.event_log import PostgresEventLogStorage
+    from dagster_postgres.run_storage.run_storage import PostgresRunStorage
+    from dagster_postgres.schedule_storage.schedule_storage import PostgresScheduleStorage
+    from sqlalchemy.pool import QueuePool
+
+    assert sorted(dagster_patches.patch_daemon_storage_pool()) == sorted(dagster_patches.STORAGE_MODULES)
+    assert sorted(dagster_patches.patch_daemon_storage_pool()) == sorted(dagster_patches.STORAGE_MODULES)
+    url = "postgresql+psycopg2://127.0.0.1:1/none"
+    for storage_class in (PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage):
+        pool = storage_class(url, should_autocreate_tables=False)._engine.pool
+        assert isinstance(pool, QueuePool), storage_class.__name__
+        assert pool.size() == dagster_patches.DAEMON_POOL_SIZE and pool._max_overflow == -1
+        assert pool._pre_ping is True and pool._recycle == dagster_patches.DAEMON_POOL_RECYCLE_SECONDS
+    explicit = importlib.import_module(dagster_patches.STORAGE_MODULES[0]).create_pg_engine(url, None, pool_size=5)
+    assert explicit.pool.size() == 5  # a pooled engine (the webserver's kind) is left as asked
+
+
+@pytest.mark.postgres
+def test_daemon_pool_reuses_connections_against_real_postgres(restore_patch_targets, postgres_url):
+    """The point of the pool: ten queries of the run storage, one backend."""
+    import sqlalchemy as db
+    from dagster_postgres.run_storage.run_storage import PostgresRunStorage
+
+    dagster_patches.patch_daemon_storage_pool()
+    url = postgres_url.replace("postgresql://", "postgresql+psycopg2://", 1)
+    storage = PostgresRunStorage(url, should_autocreate_tables=False)
+    pids = set()
+    for _ in range(10):
+        with storage.connect() as conn:
+            pids.add(conn.execute(db.text("select pg_backend_pid()")).scalar())
+    storage._engine.dispose()
+    assert len(pids) == 1
+
+
+def test_dequeue_interval_patch_passes_every_quarter_second(restore_patch_targets):
+    """The loop of a patched queue daemon, driven with a no-op iteration: passes come every
+    `seconds`, not every 1-1.5 s."""
+    import threading
+
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+    from dagster._daemon.daemon import SpanMarker
+
+    dagster_patches.patch_dequeue_interval(0.1)
+    dagster_patches.patch_dequeue_interval(0.1)  # idempotent
+    daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
+    assert daemon.interval_seconds == 0.1
+    passes = []
+    daemon.run_iteration = lambda context: iter(passes.append(time.monotonic()) or ())
+    shutdown = threading.Event()
+    loop = daemon.core_loop(None, shutdown)
+    deadline = time.monotonic() + 1.05
+    while time.monotonic() < deadline:
+        item = next(loop)
+        assert item is None or isinstance(item, SpanMarker)
+    gaps = [b - a for a, b in zip(passes, passes[1:])]
+    assert len(passes) >= 8 and max(gaps) < 0.2, gaps
 
 
 def test_starting_worker_is_gone_only_when_its_container_cannot_come_up():
@@ -336,7 +433,12 @@ def test_daemon_launcher_applies_the_patches_then_runs_the_daemon(restore_patch_
     with pytest.raises(SystemExit) as exited:
         module.main()
     assert exited.value.code == 0 and ran == ["dagster-daemon"]
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+    from dagster_postgres.run_storage import run_storage
+
     assert getattr(run_monitoring.monitor_starting_run, "__platform_core_patch__", False)
+    assert getattr(run_storage.create_pg_engine, "__platform_core_patch__", False)
+    assert getattr(QueuedRunCoordinatorDaemon.core_loop, "__platform_core_patch__", False)
 
 
 def _load_launcher():

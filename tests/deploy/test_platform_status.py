@@ -14,12 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-import psycopg2
 import pytest
-from psycopg2 import sql
 
 from platform_core import daemon_health
 from platform_core.settings import SettingError
+from tests.deploy.monitoring.dagster_history import dagster_db, write_dagster_home
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OPS = REPO_ROOT / "deploy" / "ops"
@@ -246,35 +245,8 @@ def test_healthcheck_follows_the_heartbeat_file(tmp_path, monkeypatch):
 
 
 def _dagster_home(tmp_path, monkeypatch, pg: dict) -> None:
-    render = importlib.util.spec_from_file_location("render_dagster_yaml", REPO_ROOT / "deploy/docker/render_dagster_yaml.py")
-    module = importlib.util.module_from_spec(render)
-    render.loader.exec_module(module)
-    env = {"PLATFORM_PROJECT": "flights-test", "DAGSTER_MAX_CONCURRENT_RUNS": "6", "DAGSTER_MAX_CONCURRENT_BACKFILL_RUNS": "4",
-           "DAGSTER_MAX_CONCURRENT_AUTOMATION_RUNS": "4"}
-    text = module.render((REPO_ROOT / "dagster.yaml").read_text(), env)
-    text = text.replace("base_dir: /opt/dagster/compute_logs", f"base_dir: {tmp_path / 'compute_logs'}")
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text(text)
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    for key, value in {"DAGSTER_PG_HOST": pg["host"], "DAGSTER_PG_PORT": str(pg["port"]),
-                       "DAGSTER_PG_DB": pg["dbname"], "DAGSTER_PG_USER": pg["user"],
-                       "DAGSTER_PG_PASSWORD": pg["password"]}.items():
+    for key, value in write_dagster_home(tmp_path / "home", pg).items():
         monkeypatch.setenv(key, value)
-
-
-@pytest.fixture
-def dagster_db(postgres_server) -> dict:
-    name, password = f"status_{secrets.token_hex(4)}", secrets.token_urlsafe(18)
-    conn = psycopg2.connect(**postgres_server)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
-            cursor.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(name)))
-    finally:
-        conn.close()
-    return {**postgres_server, "dbname": name, "user": name, "password": password}
 
 
 @pytest.mark.postgres

@@ -39,7 +39,8 @@ def write_dagster_home(home: Path, pg: dict) -> dict[str, str]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     env = {"PLATFORM_PROJECT": "flights-test", "DAGSTER_MAX_CONCURRENT_RUNS": "6",
-           "DAGSTER_MAX_CONCURRENT_BACKFILL_RUNS": "4", "DAGSTER_MAX_CONCURRENT_AUTOMATION_RUNS": "4"}
+           "DAGSTER_MAX_CONCURRENT_BACKFILL_RUNS": "4", "DAGSTER_MAX_CONCURRENT_AUTOMATION_RUNS": "4",
+           "DAGSTER_CREATE_SCHEMA": "true"}  # a fresh database, as dagster-init sees it
     text = module.render((REPO_ROOT / "dagster.yaml").read_text(), env)
     text = text.replace("base_dir: /opt/dagster/compute_logs", f"base_dir: {home / 'compute_logs'}")
     home.mkdir(parents=True, exist_ok=True)
