@@ -94,6 +94,9 @@ ENV PATH=/opt/venv/bin:${PATH} \
 USER dagster
 WORKDIR /opt/dagster/home
 EXPOSE 4000
+# Run containers get `dagster api execute_run ...` as their command: the entrypoint runs it with the
+# platform's patches (a pooled storage connection); every other command is exec'd unchanged.
+ENTRYPOINT ["python", "-m", "platform_core.location_entrypoint"]
 # One process, as Dagster's deploy_docker example runs it: `dagster code-server start` would add a
 # proxy process (~100 MiB, and its own import of Dagster at every start) whose only job is to
 # re-import code on Reload, and code baked into this image only changes with a new image

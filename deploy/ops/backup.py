@@ -206,7 +206,7 @@ def restore(source: Path) -> None:
                         "&& gateway-users check >/dev/null", stdin=archive, text=False)
             print("restore: UI users restored")
         compose("run", "--rm", "--no-deps", "dagster-init")
-        print(f"restore: dagster instance migrate done (dagster {current})")
+        print(f"restore: schema migrated where needed (dagster-init, dagster {current})")
     finally:
         if stopped:
             compose("up", "-d", "--no-build", "--no-recreate", "--no-deps", "--wait", "--wait-timeout", wait_seconds, *stopped)

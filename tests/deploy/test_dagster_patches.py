@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DAEMON_PATCH = "revisit platform_core.dagster_patches.patch_daemon_statuses (UI daemon health)"
 POOL_PATCH = "revisit platform_core.dagster_patches.patch_pool_pre_ping (webserver storage pool)"
 STARTING_PATCH = "revisit platform_core.dagster_patches.patch_starting_run_worker_health (run monitoring)"
-DAEMON_POOL_PATCH = "revisit platform_core.dagster_patches.patch_daemon_storage_pool (daemon storage pool)"
+STORAGE_POOL_PATCH = "revisit platform_core.dagster_patches.patch_storage_pool (daemon and run worker storage pool)"
 DEQUEUE_PATCH = "revisit platform_core.dagster_patches.patch_dequeue_interval (run queue interval)"
 
 
@@ -119,7 +119,7 @@ def test_guard_daemon_storages_connect_per_use_with_nullpool():
                        if inspect.isclass(c) and c.__module__ == name and hasattr(c, "optimize_for_webserver"))
         source = inspect.getsource(storage.__init__)
         assert "create_pg_engine(" in source and "poolclass=db_pool.NullPool" in source, (
-            f"{storage.__name__}.__init__ no longer builds a NullPool engine with create_pg_engine: {DAEMON_POOL_PATCH}")
+            f"{storage.__name__}.__init__ no longer builds a NullPool engine with create_pg_engine: {STORAGE_POOL_PATCH}")
 
 
 # --- upgrade guards: run queue interval -------------------------------------------------------
@@ -264,14 +264,14 @@ def test_daemon_pool_replaces_nullpool_and_keeps_the_peak_uncapped(restore_patch
     from dagster_postgres.schedule_storage.schedule_storage import PostgresScheduleStorage
     from sqlalchemy.pool import QueuePool
 
-    assert sorted(dagster_patches.patch_daemon_storage_pool()) == sorted(dagster_patches.STORAGE_MODULES)
-    assert sorted(dagster_patches.patch_daemon_storage_pool()) == sorted(dagster_patches.STORAGE_MODULES)
+    assert sorted(dagster_patches.patch_storage_pool(2)) == sorted(dagster_patches.STORAGE_MODULES)
+    assert sorted(dagster_patches.patch_storage_pool(2)) == sorted(dagster_patches.STORAGE_MODULES)
     url = "postgresql+psycopg2://127.0.0.1:1/none"
     for storage_class in (PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage):
         pool = storage_class(url, should_autocreate_tables=False)._engine.pool
         assert isinstance(pool, QueuePool), storage_class.__name__
-        assert pool.size() == dagster_patches.DAEMON_POOL_SIZE and pool._max_overflow == -1
-        assert pool._pre_ping is True and pool._recycle == dagster_patches.DAEMON_POOL_RECYCLE_SECONDS
+        assert pool.size() == 2 and pool._max_overflow == -1
+        assert pool._pre_ping is True and pool._recycle == dagster_patches.POOL_RECYCLE_SECONDS
     explicit = importlib.import_module(dagster_patches.STORAGE_MODULES[0]).create_pg_engine(url, None, pool_size=5)
     assert explicit.pool.size() == 5  # a pooled engine (the webserver's kind) is left as asked
 
@@ -282,7 +282,7 @@ def test_daemon_pool_reuses_connections_against_real_postgres(restore_patch_targ
     import sqlalchemy as db
     from dagster_postgres.run_storage.run_storage import PostgresRunStorage
 
-    dagster_patches.patch_daemon_storage_pool()
+    dagster_patches.patch_storage_pool(1)
     url = postgres_url.replace("postgresql://", "postgresql+psycopg2://", 1)
     storage = PostgresRunStorage(url, should_autocreate_tables=False)
     pids = set()

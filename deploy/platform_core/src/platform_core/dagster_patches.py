@@ -103,34 +103,35 @@ def patch_pool_pre_ping() -> list[str]:
     return _rebind_create_pg_engine(wrap, "pool_pre_ping")
 
 
-# Connections each of the daemon's three storages (runs, event log, schedules) keeps open.
-DAEMON_POOL_SIZE = 2
+# Connections each of a process's three storages (runs, event log, schedules) keeps open.
+DAEMON_POOL_SIZE = 2  # the daemon: eight daemon threads and their workers
+RUN_WORKER_POOL_SIZE = 1  # a run worker: one thread writes its events
 # Well under Postgres' idle_session_timeout (1 h, docker-compose.yml), which would close them.
-DAEMON_POOL_RECYCLE_SECONDS = 600
+POOL_RECYCLE_SECONDS = 600
 
 
-def patch_daemon_storage_pool() -> list[str]:
+def patch_storage_pool(pool_size: int) -> list[str]:
     """Outside the webserver Dagster's storages connect per query (NullPool): on an idle stack the
-    daemon's threads opened ~30 Postgres connections a second, each a backend fork and a SCRAM
-    handshake, most of Postgres' idle CPU. Here the daemon's storages share a small pool:
-    DAEMON_POOL_SIZE connections per storage stay open (6 in all), more open on demand exactly as
-    before (no overflow cap, so the peak is still the number of concurrent queries, the budget in
-    README.md) and close when returned to a full pool; pre-ping replaces one a restarted Postgres
-    closed. Returns the storage modules patched."""
-    # Upstream: no upstream setting found for the daemon's pool (dagster-io/dagster#33879 asks for
-    # pool options on the webserver only).
+    daemon's threads opened ~30 Postgres connections a second, and every run one per event it
+    wrote, each a backend fork and a SCRAM handshake, most of Postgres' CPU. Here the process's
+    storages share a small pool: `pool_size` connections per storage stay open, more open on demand
+    exactly as before (no overflow cap, so the peak is still the number of concurrent queries, the
+    budget in README.md) and close when returned to a full pool; pre-ping replaces one a restarted
+    Postgres closed. Applied in the daemon and in run workers. Returns the storage modules patched."""
+    # Upstream: no upstream setting found for a pool outside the webserver (dagster-io/dagster#33879
+    # asks for pool options on the webserver only).
     from sqlalchemy.pool import NullPool, QueuePool
 
     def wrap(original):
         def create_pg_engine(postgres_url, token_provider=None, **engine_kwargs):
             if engine_kwargs.get("poolclass") is NullPool:
-                engine_kwargs.update(poolclass=QueuePool, pool_size=DAEMON_POOL_SIZE, max_overflow=-1,
-                                     pool_recycle=DAEMON_POOL_RECYCLE_SECONDS, pool_pre_ping=True)
+                engine_kwargs.update(poolclass=QueuePool, pool_size=pool_size, max_overflow=-1,
+                                     pool_recycle=POOL_RECYCLE_SECONDS, pool_pre_ping=True)
             return original(postgres_url, token_provider, **engine_kwargs)
 
         return create_pg_engine
 
-    return _rebind_create_pg_engine(wrap, "the daemon's storage pool")
+    return _rebind_create_pg_engine(wrap, "the storage pool")
 
 
 # How often the daemon looks for queued runs (Dagster's dequeue_interval_seconds takes whole
@@ -156,7 +157,7 @@ def patch_dequeue_interval(seconds: float = DEQUEUE_INTERVAL_SECONDS) -> None:
     int (1 at least) and IntervalDaemon.core_loop sleeps in steps of 0.5 s, so a pass came every
     1-1.5 s and the queue phase of a launch took 0.64 s at the median. Here the queue daemon passes
     every `seconds`: two indexed reads of the runs table (in-progress, queued) on pooled
-    connections (patch_daemon_storage_pool)."""
+    connections (patch_storage_pool)."""
     # Upstream: no upstream issue found for sub-second dequeue intervals (searched
     # dagster-io/dagster for dequeue_interval_seconds float / IntervalDaemon 0.5 s wait).
     from dagster._daemon.daemon import IntervalDaemon
@@ -240,8 +241,13 @@ def patch_starting_run_worker_health() -> None:
 def apply_daemon_patches() -> None:
     """The daemon: run monitoring, its storage pool, the run queue's interval."""
     patch_starting_run_worker_health()
-    patch_daemon_storage_pool()
+    patch_storage_pool(DAEMON_POOL_SIZE)
     patch_dequeue_interval()
+
+
+def apply_run_worker_patches() -> None:
+    """A run worker (`dagster api execute_run`/`resume_run` in a run container)."""
+    patch_storage_pool(RUN_WORKER_POOL_SIZE)
 
 
 def apply_webserver_patches(env: Mapping[str, str] | None = None) -> None:
