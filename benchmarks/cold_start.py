@@ -1,6 +1,7 @@
 """Cold start: `docker compose up -d` on empty volumes (first-time migrate included, images
 already built) until every code location is LOADED, and until the gateway answers the login
 page (401 with WWW-Authenticate). Floor: starting the same containers with a no-op command.
+Then the start a returning user sees: `down` (volumes kept) and `up -d` again.
 
 Its profile: the CPU each service used until the locations were loaded (from its cgroup) and the
 one-shot services' wall time. On a small host the start is CPU-bound: the CPU-seconds divided by
@@ -48,9 +49,13 @@ def login_page_up(stack: BenchStack) -> bool:
     return False
 
 
-def one_cold_start(stack: BenchStack) -> tuple[float, float, dict[str, float], dict[str, float]]:
-    """Seconds to loaded and to the login page; CPU-seconds by service and one-shot walls at loaded."""
-    stack.wipe()
+def one_cold_start(stack: BenchStack, keep_volumes: bool = False) -> tuple[float, float, dict[str, float], dict[str, float]]:
+    """Seconds to loaded and to the login page; CPU-seconds by service and one-shot walls at loaded.
+    keep_volumes: a restart of an existing stack (containers removed, history kept)."""
+    if keep_volumes:
+        stack.compose("down", "--timeout", "10", check=False)
+    else:
+        stack.wipe()
     begin = time.monotonic()
     stack.compose("up", "-d")
     gateway = loaded = None
@@ -78,6 +83,7 @@ def run(ctx) -> list[Figure]:
     stack = ctx.stack
     repeat = ctx.repeat or (1 if ctx.quick else 3)
     loaded, gateway, floor, cpus, one_shots = [], [], [], [], []
+    restart_loaded, restart_gateway = [], []
     for _ in range(repeat):
         floor.append(noop_start_s(stack))
         a, b, cpu, walls = one_cold_start(stack)
@@ -85,11 +91,16 @@ def run(ctx) -> list[Figure]:
         gateway.append(b)
         cpus.append(cpu)
         one_shots.append(walls)
+        a, b, _, _ = one_cold_start(stack, keep_volumes=True)
+        restart_loaded.append(a)
+        restart_gateway.append(b)
     ctx.stack_is_up = True
     floor_name = "no-op start of the same containers"
     figures = [
         Figure(NAME, "up -d -> every location loaded", "s", loaded, floor, floor_name, Target("max_abs", 8)),
         Figure(NAME, "up -d -> gateway login page (401)", "s", gateway, floor, floor_name, Target("max_abs", 10)),
+        Figure(NAME, "restart (down, volumes kept; up -d) -> every location loaded", "s", restart_loaded, floor, floor_name),
+        Figure(NAME, "restart (down, volumes kept; up -d) -> gateway login page (401)", "s", restart_gateway, floor, floor_name),
     ]
     if all(cpus):
         cores = os.cpu_count() or 1

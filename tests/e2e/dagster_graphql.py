@@ -109,8 +109,12 @@ class DagsterGraphQL:
             time.sleep(1)
         raise AssertionError(f"locations {names} not loaded within {timeout}s: {entries}")
 
-    def launch_asset_run(self, location: str, asset_path: list[str], partition: str | None = None) -> str:
+    def launch_asset_run(self, location: str, asset_path: list[str], partition: str | None = None,
+                         partition_range: tuple[str, str] | None = None) -> str:
         tags = [{"key": "dagster/partition", "value": partition}] if partition else []
+        if partition_range:  # one run over several partitions, as a backfill's ranged run
+            tags += [{"key": "dagster/asset_partition_range_start", "value": partition_range[0]},
+                     {"key": "dagster/asset_partition_range_end", "value": partition_range[1]}]
         params = {
             "selector": {
                 "repositoryLocationName": location,

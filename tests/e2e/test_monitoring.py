@@ -180,9 +180,10 @@ def test_a_killed_daemon_is_alerted_within_a_minute(mstack, ui):
     print(f"DagsterDaemonDown reached the webhook {took:.0f}s after docker kill")
     assert took <= DETECTION_DEADLINE
     assert alert["labels"]["daemon_type"] and alert["annotations"]["summary"]
-    # The heartbeat age grew past the threshold while the daemon was gone.
+    # The heartbeat age grew to the threshold (40 s) while the daemon was gone: the alert can reach
+    # the webhook on the collection that first judged it over, whose sample 2-s steps may see as 40.0.
     ages = promql(mstack, "max_over_time(min(dagster_daemon_heartbeat_age_seconds)[2m:2s])")
-    assert float(ages[0]["value"][1]) > 40, ages
+    assert float(ages[0]["value"][1]) >= 40, ages
 
 
 def test_promtool_accepts_the_config_and_the_rules_fire_as_specified(mstack):
