@@ -21,6 +21,7 @@ POOL_PATCH = "revisit platform_core.dagster_patches.patch_pool_pre_ping (webserv
 STARTING_PATCH = "revisit platform_core.dagster_patches.patch_starting_run_worker_health (run monitoring)"
 STORAGE_POOL_PATCH = "revisit platform_core.dagster_patches.patch_storage_pool (daemon and run worker storage pool)"
 DEQUEUE_PATCH = "revisit platform_core.dagster_patches.patch_dequeue_interval (run queue interval)"
+BACKFILL_PATCH = "revisit platform_core.dagster_patches.patch_backfill_interval (backfill daemon interval)"
 
 
 def signature(obj) -> str:
@@ -142,6 +143,26 @@ def test_guard_queue_daemon_loop_is_interval_daemons_with_half_second_waits():
         controller.create_daemon_of_type), f"the controller builds the queue daemon differently: {DEQUEUE_PATCH}"
 
 
+# --- upgrade guards: backfill daemon interval --------------------------------------------------
+
+
+def test_guard_backfill_loop_sleeps_out_the_default_interval_on_the_shutdown_event():
+    from dagster._daemon import backfill, controller
+    from dagster._daemon.daemon import BackfillDaemon
+
+    assert not hasattr(BackfillDaemon.core_loop, "__platform_core_patch__"), "a test left the patch applied"
+    assert list(inspect.signature(BackfillDaemon.core_loop).parameters) == [
+        "self", "workspace_process_context", "shutdown_event"], f"BackfillDaemon.core_loop changed: {BACKFILL_PATCH}"
+    core = inspect.getsource(BackfillDaemon.core_loop)
+    assert "execute_backfill_iteration_loop(" in core and "shutdown_event," in core, (
+        f"BackfillDaemon.core_loop no longer hands its shutdown event to the loop: {BACKFILL_PATCH}")
+    loop = inspect.getsource(backfill.execute_backfill_iteration_loop)
+    assert "shutdown_event.wait(sleep_time)" in loop and "DEFAULT_DAEMON_INTERVAL_SECONDS - loop_duration" in loop, (
+        f"the backfill loop waits differently (the patch caps shutdown_event.wait): {BACKFILL_PATCH}")
+    assert controller.DEFAULT_DAEMON_INTERVAL_SECONDS > dagster_patches.BACKFILL_INTERVAL_SECONDS, (
+        f"Dagster's backfill interval is already shorter than ours: {BACKFILL_PATCH}")
+
+
 # --- upgrade guards: worker health of STARTING runs -------------------------------------------
 
 
@@ -188,6 +209,9 @@ def restore_patch_targets(monkeypatch):
 
     monkeypatch.setattr(QueuedRunCoordinatorDaemon, "__init__", QueuedRunCoordinatorDaemon.__init__)
     monkeypatch.setattr(QueuedRunCoordinatorDaemon, "core_loop", QueuedRunCoordinatorDaemon.core_loop)
+    from dagster._daemon.daemon import BackfillDaemon
+
+    monkeypatch.setattr(BackfillDaemon, "core_loop", BackfillDaemon.core_loop)
     for name in dagster_patches.STORAGE_MODULES:
         module = importlib.import_module(name)
         monkeypatch.setattr(module, "create_pg_engine", module.create_pg_engine)
@@ -307,6 +331,33 @@ def test_dequeue_interval_patch_passes_every_quarter_second(restore_patch_target
     assert daemon.interval_seconds == 0.1
     passes = []
     daemon.run_iteration = lambda context: iter(passes.append(time.monotonic()) or ())
+    shutdown = threading.Event()
+    loop = daemon.core_loop(None, shutdown)
+    deadline = time.monotonic() + 1.05
+    while time.monotonic() < deadline:
+        item = next(loop)
+        assert item is None or isinstance(item, SpanMarker)
+    gaps = [b - a for a, b in zip(passes, passes[1:])]
+    assert len(passes) >= 8 and max(gaps) < 0.2, gaps
+
+
+def test_backfill_interval_patch_passes_every_interval_not_every_30_s(restore_patch_targets, monkeypatch):
+    """The backfill daemon's own loop, driven with a no-op iteration: passes come every `seconds`."""
+    import threading
+
+    from dagster._daemon import backfill
+    from dagster._daemon.daemon import BackfillDaemon, SpanMarker
+
+    passes = []
+
+    def iteration(*args, **kwargs):
+        passes.append(time.monotonic())
+        yield None
+
+    monkeypatch.setattr(backfill, "execute_backfill_iteration", iteration)
+    dagster_patches.patch_backfill_interval(0.1)
+    dagster_patches.patch_backfill_interval(0.1)  # idempotent
+    daemon = BackfillDaemon(settings={"use_threads": False})
     shutdown = threading.Event()
     loop = daemon.core_loop(None, shutdown)
     deadline = time.monotonic() + 1.05
