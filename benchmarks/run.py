@@ -4,8 +4,9 @@
 
 Each figure is the median (min, max) of its repetitions next to its floor measured in the same
 run, with the ratio and target. Prints a markdown table; writes benchmarks/results/<date>.json
-and <date>.md. Benchmarks report, they never fail: a missed target is a "no" in the table, and a
-benchmark that crashes is reported as an error row while the others still run."""
+and <date>.md (with --only, <date>-<name>.*). Benchmarks report, they never fail: a missed target
+is a "no" in the table, and a benchmark that crashes is reported as an error row while the others
+still run."""
 
 import argparse
 import datetime as dt
@@ -106,7 +107,9 @@ def main() -> int:
         "figures": rows, "errors": errors,
     }
     RESULTS.mkdir(exist_ok=True)
-    stem = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d") + ("-quick" if args.quick else "")
+    # A partial run (--only) is named after what it ran, so it never overwrites the day's full one.
+    stem = (dt.datetime.now(dt.UTC).strftime("%Y-%m-%d") + ("-quick" if args.quick else "")
+            + "".join(f"-{name.replace('_', '-')}" for name in (selected if args.only else [])))
     table = markdown(rows)
     if errors:
         table += "\nerrors: " + ", ".join(errors) + " (tracebacks in the JSON)\n"
