@@ -317,13 +317,22 @@ def test_daemon_pool_reuses_connections_against_real_postgres(restore_patch_targ
     assert len(pids) == 1
 
 
+def drive_for(loop, seconds: float) -> None:
+    """Pulls a daemon's core loop for `seconds`; it yields only None and span markers."""
+    from dagster._daemon.daemon import SpanMarker
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        item = next(loop)
+        assert item is None or isinstance(item, SpanMarker)
+
+
 def test_dequeue_interval_patch_passes_every_quarter_second(restore_patch_targets):
     """The loop of a patched queue daemon, driven with a no-op iteration: passes come every
     `seconds`, not every 1-1.5 s."""
     import threading
 
     from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
-    from dagster._daemon.daemon import SpanMarker
 
     dagster_patches.patch_dequeue_interval(0.1)
     dagster_patches.patch_dequeue_interval(0.1)  # idempotent
@@ -331,12 +340,7 @@ def test_dequeue_interval_patch_passes_every_quarter_second(restore_patch_target
     assert daemon.interval_seconds == 0.1
     passes = []
     daemon.run_iteration = lambda context: iter(passes.append(time.monotonic()) or ())
-    shutdown = threading.Event()
-    loop = daemon.core_loop(None, shutdown)
-    deadline = time.monotonic() + 1.05
-    while time.monotonic() < deadline:
-        item = next(loop)
-        assert item is None or isinstance(item, SpanMarker)
+    drive_for(daemon.core_loop(None, threading.Event()), 1.05)
     gaps = [b - a for a, b in zip(passes, passes[1:])]
     assert len(passes) >= 8 and max(gaps) < 0.2, gaps
 
@@ -346,7 +350,7 @@ def test_backfill_interval_patch_passes_every_interval_not_every_30_s(restore_pa
     import threading
 
     from dagster._daemon import backfill
-    from dagster._daemon.daemon import BackfillDaemon, SpanMarker
+    from dagster._daemon.daemon import BackfillDaemon
 
     passes = []
 
@@ -358,12 +362,7 @@ def test_backfill_interval_patch_passes_every_interval_not_every_30_s(restore_pa
     dagster_patches.patch_backfill_interval(0.1)
     dagster_patches.patch_backfill_interval(0.1)  # idempotent
     daemon = BackfillDaemon(settings={"use_threads": False})
-    shutdown = threading.Event()
-    loop = daemon.core_loop(None, shutdown)
-    deadline = time.monotonic() + 1.05
-    while time.monotonic() < deadline:
-        item = next(loop)
-        assert item is None or isinstance(item, SpanMarker)
+    drive_for(daemon.core_loop(None, threading.Event()), 1.05)
     gaps = [b - a for a, b in zip(passes, passes[1:])]
     assert len(passes) >= 8 and max(gaps) < 0.2, gaps
 
