@@ -186,8 +186,8 @@ BACKFILL_INTERVAL_SECONDS = 2.0
 def patch_backfill_interval(seconds: float = BACKFILL_INTERVAL_SECONDS) -> None:
     """The backfill daemon passes every 30 s (execute_backfill_iteration_loop sleeps out
     DEFAULT_DAEMON_INTERVAL_SECONDS, which the asset daemon also reads), and an asset backfill
-    submits the next runs (reporting's, once ingestion's have ended) only on a pass: a two-week
-    backfill of three runs spent most of its 46 s waiting. Here its waits are capped at `seconds`.
+    submits the next runs (reporting's, once ingestion's have materialized) only on a pass, so
+    they could wait up to 30 s for it. Here its waits are capped at `seconds`.
     A pass with no backfill in progress is one indexed read of the bulk-actions table."""
     # Upstream: no upstream setting found for the backfill daemon's interval (searched
     # dagster-io/dagster for DEFAULT_DAEMON_INTERVAL_SECONDS / backfill daemon interval).
