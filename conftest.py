@@ -8,15 +8,17 @@ out every test that needs a container without each test having to remember its m
 work, so its module-scoped fixtures (a code server, a throwaway Postgres) are paid once, and the
 compose end-to-end suite is one unit: its modules run one after the other on one worker, as they
 always have (the fault, load and watchdog tests assert deadlines that two stacks on two cores
-would stretch), while the other worker runs everything else."""
+would stretch), while the other worker runs everything else and then the e2e modules that
+assert no deadline (E2E_OWN_LANE)."""
 
 import pytest
 
 pytest_plugins = ["tests.postgres_fixtures"]
 
-# E2E lanes: an e2e module listed here runs on a worker of its own, beside the rest of the e2e
-# suite (for a module that asserts no deadline; none is listed yet).
-E2E_OWN_LANE: set[str] = set()
+# E2E lanes: an e2e module listed here runs on the other worker, beside the rest of the e2e suite,
+# once that worker's other modules are done. Only a module with a stack of its own that asserts
+# no deadline: a team's new location (~7 min: its image build and `make up`, nothing timed).
+E2E_OWN_LANE: set[str] = {"test_new_location.py"}
 
 POSTGRES_FIXTURES = {"postgres_server", "warehouse", "postgres_url", "clean_warehouse", "warehouse_env"}
 
@@ -42,6 +44,14 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
         def _split_scope(self, nodeid: str) -> str:
             return lane(nodeid)
 
+        def _assign_work_unit(self, node) -> None:
+            """An own e2e lane goes last: it starts once the other worker has nothing else to do
+            (while the first runs the e2e lane), so its stack shares the machine with one other
+            stack, never with the unit tests' bursts as well."""
+            for scope in [s for s in self.workqueue if s.startswith("e2e-")]:
+                self.workqueue.move_to_end(scope)
+            super()._assign_work_unit(node)
+
     return LaneScheduling(config, log)
 
 
@@ -53,3 +63,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "e2e" in item.path.parts:
             item.add_marker(pytest.mark.compose)
 
+
+_config: pytest.Config | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _config
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist) prints
+        _config = config
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """A failure is named the moment it happens, not only in the summary: a run cut off by CI's
+    limit still says which tests failed, and how long they took."""
+    terminal = _config.pluginmanager.get_plugin("terminalreporter") if _config is not None else None
+    if report.failed and terminal is not None:
+        terminal.write("\n")  # after the progress dots of -q
+        terminal.write_line(f"FAILED {report.nodeid} ({report.when}, {report.duration:.0f} s)", red=True)

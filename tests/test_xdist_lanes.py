@@ -43,3 +43,67 @@ def test_xdist_still_schedules_by_the_scope_we_override():
     """The lane scheduler overrides LoadScopeScheduling._split_scope; an xdist upgrade that moves it
     fails here instead of silently spreading a module over both workers."""
     assert "nodeid" in inspect.signature(LoadScopeScheduling._split_scope).parameters
+
+
+class _Node:
+    def __init__(self):
+        self.sent = []
+
+    def send_runtest_some(self, indexes):
+        self.sent.append(indexes)
+
+
+def test_an_own_lane_is_handed_out_only_when_nothing_else_is_left(monkeypatch):
+    """An own e2e lane runs beside the e2e lane only once the other worker's modules are done."""
+    monkeypatch.setattr(root_conftest, "E2E_OWN_LANE", {"test_new_location.py"})
+
+    class Config:
+        def getvalue(self, name):
+            return "loadgroup"
+
+        def getoption(self, name, default=None):
+            return default
+
+        option = type("Option", (), {"loadscopereorder": True, "maxschedchunk": None})()
+
+    scheduler = root_conftest.pytest_xdist_make_scheduler(Config(), log=None)
+    ids = ["tests/e2e/test_new_location.py::test_a", "tests/e2e/test_new_location.py::test_b",
+           "tests/e2e/test_new_location.py::test_c", "tests/deploy/test_a.py::test_x",
+           "tests/e2e/test_stack.py::test_y", "tests/e2e/test_stack.py::test_z",
+           "tests/e2e/test_stack.py::test_w", "tests/e2e/test_stack.py::test_v"]
+    order = []
+    scopes: dict[str, dict[str, bool]] = {}
+    for nodeid in ids:
+        scopes.setdefault(scheduler._split_scope(nodeid), {})[nodeid] = False
+    for scope, work in sorted(scopes.items(), key=lambda item: -len(item[1])):  # as schedule() does
+        scheduler.workqueue[scope] = work
+    node = _Node()
+    scheduler.registered_collections[node] = ids
+    while scheduler.workqueue:
+        before = set(scheduler.workqueue)
+        scheduler._assign_work_unit(node)
+        order += sorted(before - set(scheduler.workqueue))
+    assert order == ["e2e", "tests/deploy/test_a.py", "e2e-test_new_location.py"]
+
+
+def test_a_failure_is_named_when_it_happens(monkeypatch):
+    """So a run that CI's limit cuts off before the summary still names its failures."""
+    written = []
+
+    class Terminal:
+        def write(self, text, **markup):
+            written.append(text)
+
+        def write_line(self, text, **markup):
+            written.append(text)
+
+    class Config:
+        pluginmanager = type("PM", (), {"get_plugin": staticmethod(lambda name: Terminal())})()
+
+    monkeypatch.setattr(root_conftest, "_config", Config())
+    report = type("Report", (), {"failed": True, "nodeid": "tests/e2e/test_x.py::test_y", "when": "setup",
+                                 "duration": 901.2})()
+    root_conftest.pytest_runtest_logreport(report)
+    report.failed = False
+    root_conftest.pytest_runtest_logreport(report)
+    assert written == ["\n", "FAILED tests/e2e/test_x.py::test_y (setup, 901 s)"]

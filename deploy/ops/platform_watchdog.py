@@ -33,6 +33,15 @@ from platform_core.project import PROJECT
 PROJECT_LABEL = "io.flights-platform.project"
 ROLE_LABEL = "io.flights-platform.role"
 PRUNABLE_STATES = ("exited", "dead")
+# A run container the daemon created but had not started when it stopped (`docker compose down`
+# mid-launch): nothing will start it any more, so the shutdown sweep removes it too. Never while
+# the stack runs: between the launcher's create and start every run container is "created".
+NEVER_STARTED = ("created",)
+# On shutdown a launch the daemon sent just before it stopped can still land (the socket proxy
+# forwards it after the daemon is gone): the sweep looks again this long after each pass, until a
+# look finds none (at most SHUTDOWN_SWEEPS passes, within the watchdog's stop_grace_period).
+SHUTDOWN_SETTLE_SECONDS = 2.0
+SHUTDOWN_SWEEPS = 4
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
 COMPOSE_ONEOFF_LABEL = "com.docker.compose.oneoff"
@@ -231,6 +240,24 @@ class RunContainerPruner:
             return 0
         return len(running)
 
+    def shutdown_sweep(self, grace_seconds: float, settle_seconds: float = SHUTDOWN_SETTLE_SECONDS,
+                       sweeps: int = SHUTDOWN_SWEEPS) -> int:
+        """With the daemon stopped: stop the in-flight run containers, remove every run container
+        of the project (never-started ones too), and look again after settle_seconds until a look
+        finds none (a create that was in flight lands late). Returns how many were removed."""
+        removed = 0
+        for _ in range(sweeps):
+            self.stop_in_flight(grace_seconds)
+            removed += self.prune(0, "shutdown", never_started=True)
+            time.sleep(settle_seconds)
+            try:
+                if not self.list():
+                    break
+            except Exception as exc:  # noqa: BLE001 - shutdown goes on; the next start's pruning catches up
+                log.warning("cannot list run containers: %s", exc)
+                break
+        return removed
+
     @staticmethod
     def _status(container) -> str:
         try:
@@ -239,23 +266,26 @@ class RunContainerPruner:
             return "removed"
         return container.status
 
-    def prune(self, keep_seconds: float, why: str) -> int:
+    def prune(self, keep_seconds: float, why: str, never_started: bool = False) -> int:
         try:
             containers = self.list()
             due = due_for_removal(containers, time.time(), keep_seconds)
+            if never_started:
+                due += [c for c in containers if c["state"] in NEVER_STARTED]
         except Exception as exc:  # noqa: BLE001 - no socket access must not stop the health checks
             log.warning("cannot list run containers (docker socket?): %s", exc)
             return 0
-        removed = 0
+        removed = []
         for c in due:
             try:
                 c["container"].remove(v=False)
-                removed += 1
-                log.info("removed exited run container %s (%s, %s)", c["name"], c["id"][:12], why)
+                removed.append(c["id"])
+                log.info("removed %s run container %s (%s, %s)",
+                         "never-started" if c["state"] in NEVER_STARTED else "exited", c["name"], c["id"][:12], why)
             except Exception as exc:  # noqa: BLE001 - e.g. removed meanwhile by `make prune-runs`
                 log.warning("could not remove run container %s: %s", c["name"], exc)
-        self.exited_left = sum(c["state"] in PRUNABLE_STATES for c in containers) - removed
-        return removed
+        self.exited_left = sum(c["state"] in PRUNABLE_STATES and c["id"] not in removed for c in containers)
+        return len(removed)
 
 
 def write_heartbeat(iteration: int, report) -> None:
@@ -374,9 +404,10 @@ def run() -> int:
         log.warning("cannot see the daemon container: %s", exc)
         daemon_stopped = False
     if daemon_stopped:  # the stack is going down: nothing launches runs any more
-        pruner.stop_in_flight(RUN_STOP_GRACE_SECONDS)
-    removed = pruner.prune(0, "shutdown")
-    log.info("stopped: removed %d exited run container(s) of project %s on shutdown", removed, project)
+        removed = pruner.shutdown_sweep(RUN_STOP_GRACE_SECONDS)
+    else:
+        removed = pruner.prune(0, "shutdown")
+    log.info("stopped: removed %d run container(s) of project %s on shutdown", removed, project)
     if instance is not None:
         instance.dispose()
     return 0

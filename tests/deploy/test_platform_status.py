@@ -11,6 +11,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -448,3 +449,33 @@ def test_pruner_restarts_a_killed_service_and_stops_in_flight_runs():
         assert _state(foreign)["Running"]
     finally:
         subprocess.run(["docker", "rm", "-f", *names], capture_output=True)
+
+
+@pytest.mark.docker
+def test_shutdown_sweep_removes_never_started_and_late_run_containers():
+    """`compose down` stops the daemon mid-launch: a run container it created but never started
+    stays "created", and a create it sent just before it stopped can land after the watchdog's
+    first look. The sweep removes both; another project's are untouched."""
+    project, other = f"wd-test-{secrets.token_hex(3)}", f"wd-other-{secrets.token_hex(3)}"
+    created, late, foreign = f"{project}-run-created", f"{project}-run-late", f"{other}-run-created"
+
+    def create(name: str, owner: str) -> None:
+        subprocess.run(["docker", "create", "--name", name, "--network", "none", "--label", f"{watchdog.PROJECT_LABEL}={owner}",
+                        "--label", f"{watchdog.ROLE_LABEL}=run", "--entrypoint", "python", "python:3.13-slim-trixie",
+                        "-c", "pass"], check=True, capture_output=True, timeout=120)
+
+    pruner = watchdog.RunContainerPruner(project)
+    try:
+        create(created, project)
+        create(foreign, other)
+        assert _state(created)["Status"] == "created"
+        assert pruner.prune(0, "shutdown") == 0 and _state(created)  # the running stack's prune leaves it
+        landing = threading.Timer(0.5, create, (late, project))
+        landing.start()
+        removed = pruner.shutdown_sweep(grace_seconds=3, settle_seconds=2)
+        landing.join()
+        assert removed == 2
+        assert not _state(created) and not _state(late)
+        assert _state(foreign)["Status"] == "created"
+    finally:
+        subprocess.run(["docker", "rm", "-f", created, late, foreign], capture_output=True)
