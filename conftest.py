@@ -19,6 +19,7 @@ pytest_plugins = ["tests.postgres_fixtures"]
 # once that worker's other modules are done. Only a module with a stack of its own that asserts
 # no deadline: a team's new location (~7 min: its image build and `make up`, nothing timed).
 E2E_OWN_LANE: set[str] = {"test_new_location.py"}
+OWN_LANE_PREFIX = "e2e-"
 
 POSTGRES_FIXTURES = {"postgres_server", "warehouse", "postgres_url", "clean_warehouse", "warehouse_env"}
 
@@ -28,7 +29,7 @@ def lane(nodeid: str) -> str:
     path = nodeid.split("::", 1)[0]
     parts = path.split("/")
     if "e2e" in parts[:-1]:
-        return f"e2e-{parts[-1]}" if parts[-1] in E2E_OWN_LANE else "e2e"
+        return f"{OWN_LANE_PREFIX}{parts[-1]}" if parts[-1] in E2E_OWN_LANE else "e2e"
     return path
 
 
@@ -48,7 +49,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
             """An own e2e lane goes last: it starts once the other worker has nothing else to do
             (while the first runs the e2e lane), so its stack shares the machine with one other
             stack, never with the unit tests' bursts as well."""
-            for scope in [s for s in self.workqueue if s.startswith("e2e-")]:
+            for scope in [s for s in self.workqueue if s.startswith(OWN_LANE_PREFIX)]:
                 self.workqueue.move_to_end(scope)
             super()._assign_work_unit(node)
 
