@@ -153,11 +153,11 @@ class ControlPlaneCollector:
     """Reads the storage and updates Metrics. State (cursors, caches, the latest check and
     freshness states) lives here, so each collection reads only what changed."""
 
-    def __init__(self, instance, connect: Callable[[], object], metrics: Metrics,
+    def __init__(self, required_daemons: list[str], connect: Callable[[], object], metrics: Metrics,
                  servers: Callable[[], Iterable[tuple[str, str, int]]] = lambda: (),
                  probe: Callable[[str, int], bool] = grpc_serving, env=None,
                  clock: Callable[[], float] = time.time):
-        self.instance = instance
+        self.required_daemons = list(required_daemons)
         self.connect = connect
         self.metrics = metrics
         self.servers = servers
@@ -191,14 +191,15 @@ class ControlPlaneCollector:
             except Exception as exc:  # noqa: BLE001 - one broken part must not stop the others
                 self.metrics.collect_errors.labels(part).inc()
                 log.warning("collecting %s failed: %s", part, platform_status.describe_error(exc))
-                if part in ("sql", "events"):
+                if part in ("status", "sql", "events"):
                     self._close()
         self.metrics.collect_seconds.set(time.monotonic() - started)
         self.metrics.last_collect.set(self.clock())
 
     def collect_status(self) -> None:
         """The watchdog's own snapshot and verdict (platform_status), exported as numbers."""
-        snapshot = platform_status.read_snapshot(self.instance)
+        self._cursor().close()  # opens the connection when there is none
+        snapshot = platform_status.read_snapshot(self.conn, self.required_daemons)
         report = platform_status.classify(snapshot, self.status_thresholds)
         m = self.metrics
         m.heartbeat_age.clear()
@@ -398,9 +399,8 @@ def run() -> int:
     connect_kwargs = dagster_storage.connect_kwargs()
     workspace = WORKSPACE_FILE
     metrics = Metrics()
-    instance = platform_status.load_instance()
     collector = ControlPlaneCollector(
-        instance,
+        platform_status.required_daemons(),
         lambda: psycopg2.connect(**connect_kwargs, connect_timeout=5, application_name="monitoring-exporter"),
         metrics, servers=lambda: workspace_servers(workspace))
     start_http_server(PORT, registry=metrics.registry)

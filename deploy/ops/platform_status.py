@@ -8,8 +8,9 @@ thresholds short enough to notice a stopped daemon within a minute. `make status
 the `watchdog` service (platform_watchdog.py) runs it in a loop and alerts on transitions.
 
 Exit codes: 0 healthy, 1 unhealthy (or a malformed setting), 2 the storage cannot be reached (or
-the instance cannot be loaded). `--json` prints the same report for machines. Runs in the
-instance image (flights-platform/dagster), whose entrypoint renders $DAGSTER_HOME/dagster.yaml."""
+its dagster.yaml cannot be read). `--json` prints the same report for machines. Runs in the
+instance image (flights-platform/dagster), whose entrypoint renders $DAGSTER_HOME/dagster.yaml;
+reads the storage with psycopg2 and never imports Dagster."""
 
 from __future__ import annotations
 
@@ -157,80 +158,104 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:300]}"
 
 
-def load_instance():
-    from dagster import DagsterInstance
+# Dagster's storage, read with psycopg2: importing Dagster to ask the same cost the watchdog ~75
+# MiB and ~1 CPU-s of every start. The tables and columns are Dagster's run storage
+# (dagster/_core/storage/runs/schema.py: daemon_heartbeats, runs); timestamps are naive UTC.
+# tests/deploy/test_platform_status.py writes through Dagster's own API and reads them back here.
+HEARTBEATS_SQL = "SELECT daemon_type, EXTRACT(EPOCH FROM timestamp AT TIME ZONE 'UTC') FROM daemon_heartbeats"
+QUEUED_SQL = ("SELECT count(*), EXTRACT(EPOCH FROM min(create_timestamp) AT TIME ZONE 'UTC') FROM runs "
+              "WHERE status = 'QUEUED'")
+IN_FLIGHT_SQL = ("SELECT run_id, pipeline_name, status, EXTRACT(EPOCH FROM update_timestamp AT TIME ZONE 'UTC') "
+                 "FROM runs WHERE status = ANY(%s) ORDER BY update_timestamp")
+IN_FLIGHT_STATUSES = ["STARTING", "CANCELING"]
 
-    return DagsterInstance.get()
+
+def required_daemons() -> list[str]:
+    """The daemon types this instance's dagster.yaml runs (platform_core.daemon_health's rule)."""
+    home = DAGSTER_HOME.get()
+    if not home:
+        raise settings.SettingError("DAGSTER_HOME is not set: it names the directory holding dagster.yaml")
+    return daemon_health.instance_required_daemon_types(home)
 
 
-def read_snapshot(instance) -> Snapshot:
-    from dagster import DagsterRunStatus, RunsFilter
+def connect(application_name: str = "platform-status"):
+    import psycopg2
 
+    conn = psycopg2.connect(**dagster_storage.connect_kwargs(), connect_timeout=5, application_name=application_name)
+    conn.autocommit = True  # single reads: no transaction left open between checks
+    return conn
+
+
+def read_snapshot(conn, required: list[str]) -> Snapshot:
     now = time.time()
-    required = list(instance.get_required_daemon_types())
-    heartbeats = {t: hb.timestamp for t, hb in instance.get_daemon_heartbeats().items()}
-    queued = RunsFilter(statuses=[DagsterRunStatus.QUEUED])
-    queued_count = instance.get_runs_count(filters=queued)
-    oldest = instance.get_run_records(filters=queued, limit=1, order_by="create_timestamp", ascending=True)
-    in_flight = [
-        InFlightRun(run_id=r.dagster_run.run_id, job_name=r.dagster_run.job_name,
-                    status=r.dagster_run.status.value, since=r.update_timestamp.timestamp())
-        for r in instance.get_run_records(
-            filters=RunsFilter(statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING]))
-    ]
+    with conn.cursor() as cur:
+        cur.execute(HEARTBEATS_SQL)
+        heartbeats = {daemon_type: float(epoch) for daemon_type, epoch in cur.fetchall()}
+        cur.execute(QUEUED_SQL)
+        queued_count, oldest = cur.fetchone()
+        cur.execute(IN_FLIGHT_SQL, (IN_FLIGHT_STATUSES,))
+        in_flight = [InFlightRun(run_id=run_id, job_name=job, status=status, since=float(since))
+                     for run_id, job, status, since in cur.fetchall()]
     return Snapshot(
         now=now,
-        required_daemons=required,
+        required_daemons=list(required),
         heartbeats=heartbeats,
-        queued_count=queued_count,
-        oldest_queued=oldest[0].create_timestamp.timestamp() if oldest else None,
+        queued_count=int(queued_count),
+        oldest_queued=None if oldest is None else float(oldest),
         in_flight=in_flight,
     )
 
 
 def storage_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean "the storage is not there", as opposed to a bug in this script."""
-    import sqlalchemy.exc
+    import psycopg2
 
-    errors: list[type[BaseException]] = [sqlalchemy.exc.SQLAlchemyError, OSError]
-    try:
-        import psycopg2
-
-        errors.append(psycopg2.Error)
-    except ImportError:
-        pass
-    try:
-        from dagster_postgres.utils import DagsterPostgresException
-
-        errors.append(DagsterPostgresException)
-    except ImportError:
-        pass
-    return tuple(errors)
+    return (psycopg2.Error, OSError)
 
 
-def evaluate(instance, thresholds: Thresholds) -> Report:
-    """One check against an already loaded instance; storage failures become an
-    `unreachable` report instead of an exception."""
-    try:
-        return classify(read_snapshot(instance), thresholds)
-    except storage_errors() as exc:
-        return unreachable(f"cannot reach the Dagster storage ({storage_target()}): {describe_error(exc)}",
-                           thresholds)
+def unreachable_storage(exc: BaseException, thresholds: Thresholds) -> Report:
+    return unreachable(f"cannot reach the Dagster storage ({storage_target()}): {describe_error(exc)}", thresholds)
+
+
+class StatusReader:
+    """Checks on one connection, opened on first use and again after the storage went away."""
+
+    def __init__(self, application_name: str = "platform-status"):
+        self.application_name = application_name
+        self.conn = None
+        self.required: list[str] | None = None
+
+    def evaluate(self, thresholds: Thresholds) -> Report:
+        """One check; a missing config or storage becomes an `unreachable` report, never an exception."""
+        if self.required is None:
+            try:
+                self.required = required_daemons()
+            except Exception as exc:  # noqa: BLE001 - no DAGSTER_HOME, bad dagster.yaml: "cannot check"
+                return unreachable(f"cannot read the Dagster instance config (DAGSTER_HOME={DAGSTER_HOME.get()!r}): "
+                                   f"{describe_error(exc)}", thresholds)
+        try:
+            if self.conn is None:
+                self.conn = connect(self.application_name)
+            return classify(read_snapshot(self.conn, self.required), thresholds)
+        except storage_errors() as exc:
+            self.close()
+            return unreachable_storage(exc, thresholds)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+            self.conn = None
 
 
 def check_once(thresholds: Thresholds) -> Report:
+    reader = StatusReader()
     try:
-        instance = load_instance()
-    except storage_errors() as exc:
-        return unreachable(f"cannot reach the Dagster storage ({storage_target()}): {describe_error(exc)}",
-                           thresholds)
-    except Exception as exc:  # noqa: BLE001 - no DAGSTER_HOME, bad dagster.yaml: also "cannot check"
-        return unreachable(f"cannot load the Dagster instance (DAGSTER_HOME={DAGSTER_HOME.get()!r}): "
-                           f"{describe_error(exc)}", thresholds)
-    try:
-        return evaluate(instance, thresholds)
+        return reader.evaluate(thresholds)
     finally:
-        instance.dispose()
+        reader.close()
 
 
 def _age(seconds: float | None) -> str:

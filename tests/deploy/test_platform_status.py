@@ -261,12 +261,16 @@ def test_reads_heartbeats_queue_and_stuck_runs_from_postgres(dagster_db, tmp_pat
 
     origin = RemoteJobOrigin(RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("loc"), "__repository__"), "queued_job")
 
+    from dagster import DagsterInstance
+
     _dagster_home(tmp_path, monkeypatch, dagster_db)
-    instance = status.load_instance()
+    instance = DagsterInstance.get()  # writes through Dagster's API; the check reads without it
+    reader = status.StatusReader()
     try:
         required = instance.get_required_daemon_types()
         assert "QUEUED_RUN_COORDINATOR" in required and "MONITORING" in required
-        report = status.evaluate(instance, DEFAULTS)
+        assert sorted(status.required_daemons()) == sorted(required)
+        report = reader.evaluate(DEFAULTS)
         assert not report.healthy and sorted(report.stale_daemons) == sorted(required)  # never heartbeated
         assert daemon_healthcheck.main() == 1
         assert "no daemon type has ever heartbeated" in capsys.readouterr().out
@@ -277,21 +281,28 @@ def test_reads_heartbeats_queue_and_stuck_runs_from_postgres(dagster_db, tmp_pat
         for _ in range(2):
             instance.add_run(DagsterRun(job_name="queued_job", run_id=secrets.token_hex(8),
                                     status=DagsterRunStatus.QUEUED, remote_job_origin=origin))
-        report = status.evaluate(instance, DEFAULTS)
+        report = reader.evaluate(DEFAULTS)
         assert report.healthy, report.reasons
+        assert all(4 <= d["age_seconds"] <= 15 for d in report.daemons), report.daemons
         assert daemon_healthcheck.main() == 0, capsys.readouterr().out
         assert report.queue["depth"] == 2 and report.queue["oldest_age_seconds"] is not None
 
+        oldest = min(r.create_timestamp.timestamp() for r in instance.get_run_records())
+        assert abs(report.queue["oldest_age_seconds"] - (time.time() - oldest)) < 5
+
         starting = DagsterRun(job_name="slow_job", run_id=secrets.token_hex(8), status=DagsterRunStatus.STARTING)
         instance.add_run(starting)
-        report = status.evaluate(instance, status.Thresholds(stuck_seconds=0))
-        assert [r["run_id"] for r in report.stuck_runs] == [starting.run_id]
+        report = reader.evaluate(status.Thresholds(stuck_seconds=0))
+        assert [(r["run_id"], r["job_name"], r["status"]) for r in report.stuck_runs] == [
+            (starting.run_id, "slow_job", "STARTING")]
+        since = instance.get_run_record_by_id(starting.run_id).update_timestamp.timestamp()
+        assert abs(report.stuck_runs[0]["age_seconds"] - (time.time() - since)) < 5
 
         instance.add_daemon_heartbeat(DaemonHeartbeat(now - 120, "SENSOR", "d1", []))
-        assert status.evaluate(instance, DEFAULTS).healthy  # late thread, live process
+        assert reader.evaluate(DEFAULTS).healthy  # late thread, live process
         assert daemon_healthcheck.main() == 0, capsys.readouterr().out
         instance.add_daemon_heartbeat(DaemonHeartbeat(now - 400, "SENSOR", "d1", []))
-        report = status.evaluate(instance, DEFAULTS)
+        report = reader.evaluate(DEFAULTS)
         assert report.stale_daemons == ["SENSOR"] and report.exit_code == 1
         capsys.readouterr()
         assert daemon_healthcheck.main() == 1
@@ -299,11 +310,12 @@ def test_reads_heartbeats_queue_and_stuck_runs_from_postgres(dagster_db, tmp_pat
 
         for daemon_type in required:  # the process stopped
             instance.add_daemon_heartbeat(DaemonHeartbeat(now - 45, daemon_type, "d1", []))
-        report = status.evaluate(instance, DEFAULTS)
+        report = reader.evaluate(DEFAULTS)
         assert sorted(report.stale_daemons) == sorted(required) and "not heartbeating" in report.reasons[0]
         assert daemon_healthcheck.main() == 1
         assert re.search(r"newest heartbeat of any daemon type is 4[5-9]s old", capsys.readouterr().out)
     finally:
+        reader.close()
         instance.dispose()
 
 
@@ -338,6 +350,34 @@ def test_daemon_healthcheck_never_imports_dagster(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "DAGSTER_PG_PORT must be a whole number between 1 and 65535, got 'not-a-port'" in result.stdout
     assert result.stdout.strip().endswith("no dagster"), result.stdout
+
+
+def test_the_status_check_and_the_watchdog_never_import_dagster(tmp_path):
+    """Dagster held ~75 MiB of the watchdog's ~100 and cost ~1 CPU-s of every start."""
+    (tmp_path / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    code = ("import sys\n"
+            f"sys.path.insert(0, {str(REPO_ROOT / 'deploy/ops')!r})\n"
+            "import platform_status, platform_watchdog\n"
+            "report = platform_status.StatusReader('watchdog').evaluate(platform_status.Thresholds())\n"
+            "print(report.state, report.reasons)\n"
+            "print('imported dagster' if any(m.split('.')[0] == 'dagster' for m in sys.modules) else 'no dagster')\n")
+    env = {"PATH": os.environ["PATH"], "DAGSTER_HOME": str(tmp_path), "DAGSTER_PG_HOST": "127.0.0.1",
+           "DAGSTER_PG_PORT": str(closed_port), "DAGSTER_PG_DB": "d", "DAGSTER_PG_USER": "u", "DAGSTER_PG_PASSWORD": "p"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("unreachable") and "cannot reach the Dagster storage" in result.stdout
+    assert result.stdout.strip().endswith("no dagster"), result.stdout
+
+
+def test_an_unreadable_instance_config_is_unreachable_and_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "nowhere"))
+    report = status.StatusReader().evaluate(DEFAULTS)
+    assert report.state == "unreachable" and report.exit_code == 2
+    assert "cannot read the Dagster instance config" in report.reasons[0] and "nowhere" in report.reasons[0]
 
 
 # --- the watchdog restarts a killed daemon and stops in-flight runs on `down` ---------------------

@@ -49,7 +49,7 @@ def test_metrics_follow_the_storage(dagster_db, tmp_path, monkeypatch):
     now = [time.time()]
     metrics = exporter.Metrics()
     collector = exporter.ControlPlaneCollector(
-        instance, lambda: psycopg2.connect(**kwargs), metrics,
+        instance.get_required_daemon_types(), lambda: psycopg2.connect(**kwargs), metrics,
         servers=lambda: [("ingestion", "ingestion", 4000), ("reporting", "reporting", 4000)],
         probe=lambda host, port: probes[host], env={}, clock=lambda: now[0])
     try:
@@ -142,18 +142,20 @@ def test_a_broken_part_is_counted_and_the_rest_still_collected(dagster_db, tmp_p
         raise FileNotFoundError("/opt/dagster/workspace.yaml")
 
     metrics = exporter.Metrics()
-    collector = exporter.ControlPlaneCollector(instance, connect, metrics, servers=no_workspace, env={})
+    collector = exporter.ControlPlaneCollector(instance.get_required_daemon_types(), connect, metrics, servers=no_workspace, env={})
     try:
         add_run(instance, "ingestion", "load_flights", "QUEUED")
         add_run(instance, "ingestion", "load_flights", "SUCCESS", duration=1)
         collector.collect()
-        for part in ("sql", "events", "code_locations"):
+        for part in ("status", "sql", "events", "code_locations"):
             assert value(metrics, "platform_exporter_collect_errors_total", part=part) == 1
-        assert value(metrics, "dagster_run_queue_depth") == 1  # the watchdog's reads still work
+        refused[0] = False  # the database is back: what was missed is caught up
+        collector.collect()
+        assert value(metrics, "platform_exporter_collect_errors_total", part="status") == 1
+        assert value(metrics, "dagster_run_queue_depth") == 1
         # No heartbeat yet: unhealthy, but within the watchdog's startup grace, as a fresh stack.
         assert value(metrics, "dagster_platform_healthy") == 0
         assert value(metrics, "dagster_platform_startup_grace") == 1
-        refused[0] = False  # the database is back: what was missed is caught up
         collector.started -= collector.grace_seconds  # WATCHDOG_STARTUP_GRACE_SECONDS passed
         collector.collect()
         assert value(metrics, "dagster_runs_succeeded_total", location="ingestion", dagster_job="load_flights") == 1

@@ -98,3 +98,65 @@ def test_thresholds_from_env():
         Thresholds.from_env({"DAEMON_THREAD_HEARTBEAT_TOLERANCE_SECONDS": "-1"})
     strict = Thresholds.from_env({"DAEMON_HEARTBEAT_TOLERANCE_SECONDS": "10"})
     assert judge(ages(12.0), REQUIRED, strict).process_down
+
+
+# --- which daemon types are required: Dagster's rule, without Dagster -------------------------
+
+
+def _platform_instance_config() -> dict:
+    """The platform's dagster.yaml as the stack renders it, parsed."""
+    import importlib.util
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[3]
+    spec = importlib.util.spec_from_file_location("render_dagster_yaml", root / "deploy/docker/render_dagster_yaml.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    env = {"PLATFORM_PROJECT": "flights-test"}
+    return yaml.safe_load(module.render((root / "dagster.yaml").read_text(), env))
+
+
+def _without(config: dict, *keys: str) -> dict:
+    return {k: v for k, v in config.items() if k not in keys}
+
+
+VARIANTS = {
+    "the platform's": lambda c: c,
+    "no run retries": lambda c: {**c, "run_retries": {"enabled": False}},
+    "no run monitoring": lambda c: _without(c, "run_monitoring"),
+    "no auto-materialize": lambda c: {**c, "auto_materialize": {"enabled": False, "use_sensors": False}},
+    "sensors-only auto-materialize": lambda c: {**c, "auto_materialize": {"enabled": False}},
+    "no freshness": lambda c: {**c, "freshness": {"enabled": False}},
+    "the default run coordinator": lambda c: {**c, "run_coordinator": {
+        "module": "dagster.core.run_coordinator", "class": "DefaultRunCoordinator"}},
+    "Dagster's defaults": lambda c: {},
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_required_daemon_types_agree_with_dagster(variant):
+    """The rule the watchdog and the daemon's healthcheck read from dagster.yaml is Dagster's."""
+    from dagster._core.test_utils import instance_for_test
+
+    config = VARIANTS[variant](_platform_instance_config())
+    # Storage, the launcher and compute logs do not decide the daemons; the test's own stand in.
+    overrides = _without(config, "storage", "run_launcher", "compute_logs")
+    with instance_for_test(overrides=overrides) as instance:
+        expected = sorted(instance.get_required_daemon_types())
+    assert sorted(daemon_health.required_daemon_types(config)) == expected
+
+
+def test_the_platform_requires_every_daemon_it_runs():
+    assert sorted(daemon_health.required_daemon_types(_platform_instance_config())) == sorted(
+        ["SENSOR", "BACKFILL", "SCHEDULER", "QUEUED_RUN_COORDINATOR", "MONITORING", "EVENT_LOG_CONSUMER",
+         "ASSET", "FRESHNESS_DAEMON"])
+
+
+def test_instance_required_daemon_types_reads_dagster_home(tmp_path):
+    (tmp_path / "dagster.yaml").write_text("run_retries: {enabled: true}\nfreshness: {enabled: false}\n")
+    assert "EVENT_LOG_CONSUMER" in daemon_health.instance_required_daemon_types(str(tmp_path))
+    assert "FRESHNESS_DAEMON" not in daemon_health.instance_required_daemon_types(str(tmp_path))
+    with pytest.raises(OSError):
+        daemon_health.instance_required_daemon_types(str(tmp_path / "missing"))

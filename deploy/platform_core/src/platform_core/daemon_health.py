@@ -76,3 +76,46 @@ def judge(ages: Mapping[str, float | None], required: Iterable[str] | None, thre
     oldest = max(known, default=0.0)
     return Verdict(True, False, (), f"dagster-daemon live: {len(known)} daemon type(s) heartbeating, "
                    f"the oldest {oldest:.0f}s ago", newest)
+
+
+def required_daemon_types(instance_config: Mapping | None) -> list[str]:
+    """The daemon types an instance with this dagster.yaml (parsed) runs, by Dagster's own rule
+    (`DagsterInstance.get_required_daemon_types`, dagster/_core/instance/methods/daemon_methods.py,
+    and the settings' defaults beside it), so the watchdog and the daemon's healthcheck can tell a
+    type that never heartbeated without importing Dagster (~75 MiB and ~1 CPU-s a process).
+    tests/deploy/platform_core/test_daemon_health.py compares it with Dagster's answer, so an upgrade that
+    moves the rule fails there."""
+    config = instance_config or {}
+
+    def section(key: str) -> Mapping:
+        value = config.get(key)
+        return value if isinstance(value, Mapping) else {}
+
+    def enabled(key: str, flag: str, default: bool) -> bool:
+        return bool(section(key).get(flag, default))
+
+    types = ["SENSOR", "BACKFILL"]
+    if section("scheduler").get("class", "DagsterDaemonScheduler") == "DagsterDaemonScheduler":
+        types.append("SCHEDULER")
+    if section("run_coordinator").get("class", "QueuedRunCoordinator") == "QueuedRunCoordinator":
+        types.append("QUEUED_RUN_COORDINATOR")
+    if enabled("run_monitoring", "enabled", False):
+        types.append("MONITORING")
+    if enabled("run_retries", "enabled", False):
+        types.append("EVENT_LOG_CONSUMER")
+    if enabled("auto_materialize", "enabled", True) or enabled("auto_materialize", "use_sensors", True):
+        types.append("ASSET")
+    if enabled("freshness", "enabled", True):
+        types.append("FRESHNESS_DAEMON")
+    return types
+
+
+def instance_required_daemon_types(dagster_home: str) -> list[str]:
+    """required_daemon_types() of $DAGSTER_HOME/dagster.yaml; OSError or yaml.YAMLError when it
+    cannot be read."""
+    import os
+
+    import yaml
+
+    with open(os.path.join(dagster_home, "dagster.yaml"), encoding="utf-8") as handle:
+        return required_daemon_types(yaml.safe_load(handle))
