@@ -233,13 +233,17 @@ class StatusReader:
             except Exception as exc:  # noqa: BLE001 - no DAGSTER_HOME, bad dagster.yaml: "cannot check"
                 return unreachable(f"cannot read the Dagster instance config (DAGSTER_HOME={DAGSTER_HOME.get()!r}): "
                                    f"{describe_error(exc)}", thresholds)
-        try:
-            if self.conn is None:
-                self.conn = connect(self.application_name)
-            return classify(read_snapshot(self.conn, self.required), thresholds)
-        except storage_errors() as exc:
-            self.close()
-            return unreachable_storage(exc, thresholds)
+        # A connection kept from before a Postgres restart fails on its first query: one retry on
+        # a new one, so a restart the storage already came back from is not reported.
+        for attempt in range(2 if self.conn is not None else 1):
+            try:
+                if self.conn is None:
+                    self.conn = connect(self.application_name)
+                return classify(read_snapshot(self.conn, self.required), thresholds)
+            except storage_errors() as exc:
+                self.close()
+                error = exc
+        return unreachable_storage(error, thresholds)
 
     def close(self) -> None:
         if self.conn is not None:

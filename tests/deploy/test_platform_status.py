@@ -314,6 +314,20 @@ def test_reads_heartbeats_queue_and_stuck_runs_from_postgres(dagster_db, tmp_pat
         assert sorted(report.stale_daemons) == sorted(required) and "not heartbeating" in report.reasons[0]
         assert daemon_healthcheck.main() == 1
         assert re.search(r"newest heartbeat of any daemon type is 4[5-9]s old", capsys.readouterr().out)
+
+        # Postgres restarted under the watchdog's kept connection: the next check reconnects.
+        import psycopg2
+
+        pid = reader.conn.get_backend_pid()
+        admin = psycopg2.connect(**{k: dagster_db[k] for k in ("host", "port", "dbname", "user", "password")})
+        try:
+            with admin.cursor() as cur:
+                cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        finally:
+            admin.close()
+        report = reader.evaluate(DEFAULTS)
+        assert report.state != "unreachable", report.reasons
+        assert reader.conn.get_backend_pid() != pid
     finally:
         reader.close()
         instance.dispose()
