@@ -403,13 +403,17 @@ def run() -> int:
         platform_status.required_daemons(),
         lambda: psycopg2.connect(**connect_kwargs, connect_timeout=5, application_name="monitoring-exporter"),
         metrics, servers=lambda: workspace_servers(workspace))
+    # Served only after a first full collection (bounded: every part has its timeouts), so the
+    # healthcheck and a first scrape see every metric. The event part's first pass imports
+    # Dagster's serdes and reads the history: tens of seconds on a loaded host, during which the
+    # code locations would otherwise be missing from a scrape that already succeeds.
+    collector.collect()
     start_http_server(PORT, registry=metrics.registry)
     log.info("serving /metrics on :%d, collecting every %.0fs from %s", PORT, interval,
              dagster_storage.describe())
     stop = threading.Event()
-    while not stop.is_set():
+    while not stop.wait(interval):
         collector.collect()
-        stop.wait(interval)
     return 0
 
 
