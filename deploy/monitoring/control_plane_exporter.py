@@ -198,8 +198,7 @@ class ControlPlaneCollector:
 
     def collect_status(self) -> None:
         """The watchdog's own snapshot and verdict (platform_status), exported as numbers."""
-        self._cursor().close()  # opens the connection when there is none
-        snapshot = platform_status.read_snapshot(self.conn, self.required_daemons)
+        snapshot = platform_status.read_snapshot(self._connection(), self.required_daemons)
         report = platform_status.classify(snapshot, self.status_thresholds)
         m = self.metrics
         m.heartbeat_age.clear()
@@ -216,11 +215,14 @@ class ControlPlaneCollector:
         m.oldest_queued.set(report.queue["oldest_age_seconds"] or 0)
         m.stuck.set(len(report.stuck_runs))
 
-    def _cursor(self):
+    def _connection(self):
         if self.conn is None:
             self.conn = self.connect()
             self.conn.autocommit = True
-        return self.conn.cursor()
+        return self.conn
+
+    def _cursor(self):
+        return self._connection().cursor()
 
     def _close(self) -> None:
         if self.conn is not None:
@@ -388,20 +390,18 @@ def _instigator_name(body: str | None) -> str:
 
 
 def run() -> int:
-    import psycopg2
-
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(asctime)s monitoring-exporter %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
     interval = COLLECT_INTERVAL.get()
-    connect_kwargs = dagster_storage.connect_kwargs()
+    dagster_storage.connect_kwargs()  # a missing DAGSTER_PG_* setting stops the exporter here, named
     workspace = WORKSPACE_FILE
     metrics = Metrics()
     collector = ControlPlaneCollector(
         platform_status.required_daemons(),
-        lambda: psycopg2.connect(**connect_kwargs, connect_timeout=5, application_name="monitoring-exporter"),
+        lambda: platform_status.connect("monitoring-exporter"),
         metrics, servers=lambda: workspace_servers(workspace))
     # Served only after a first full collection (bounded: every part has its timeouts), so the
     # healthcheck and a first scrape see every metric. The event part's first pass imports

@@ -235,7 +235,7 @@ class StatusReader:
                                    f"{describe_error(exc)}", thresholds)
         # A connection kept from before a Postgres restart fails on its first query: one retry on
         # a new one, so a restart the storage already came back from is not reported.
-        for attempt in range(2 if self.conn is not None else 1):
+        for _ in range(2 if self.conn is not None else 1):
             try:
                 if self.conn is None:
                     self.conn = connect(self.application_name)

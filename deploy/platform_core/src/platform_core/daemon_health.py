@@ -81,8 +81,8 @@ def judge(ages: Mapping[str, float | None], required: Iterable[str] | None, thre
 def required_daemon_types(instance_config: Mapping | None) -> list[str]:
     """The daemon types an instance with this dagster.yaml (parsed) runs, by Dagster's own rule
     (`DagsterInstance.get_required_daemon_types`, dagster/_core/instance/methods/daemon_methods.py,
-    and the settings' defaults beside it), so the watchdog and the daemon's healthcheck can tell a
-    type that never heartbeated without importing Dagster (~75 MiB and ~1 CPU-s a process).
+    and the settings' defaults beside it), so the watchdog and `make status` can tell a type that
+    never heartbeated without importing Dagster (~75 MiB and ~1 CPU-s a process).
     tests/deploy/platform_core/test_daemon_health.py compares it with Dagster's answer, so an upgrade that
     moves the rule fails there."""
     config = instance_config or {}
